@@ -1,0 +1,23 @@
+# Shared settings for the lab/k8s scripts (sourced, not run).
+K8S_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO_ROOT=$(cd "$K8S_DIR/../.." && pwd)
+# shellcheck source=versions.env
+. "$K8S_DIR/versions.env"
+CACHE=${WINKUBE_GMSA_CACHE:-/var/cache/winkube-gmsa}
+BIN_DIR=$CACHE/bin/k8s-$K8S_VERSION
+STATE_ROOT=${WINKUBE_LAB_STATE:-$REPO_ROOT/lab/.state}
+STATE=$STATE_ROOT/k8s
+
+go_env() {
+    export GOPATH=$CACHE/go/path GOMODCACHE=$CACHE/go/mod GOCACHE=$CACHE/go/build
+    export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=mod
+    # The machine's proxy setting, less the direct fallback: modules come from the proxy only.
+    local proxy
+    proxy=$(GOPROXY= go env GOPROXY 2>/dev/null)
+    proxy=${GOPROXY:-$proxy}
+    proxy=$(printf '%s' "$proxy" | sed -e 's/[,|]direct//g' -e 's/^direct[,|]\{0,1\}//')
+    [ -n "$proxy" ] || { echo "no Go module proxy configured (GOPROXY)" >&2; return 1; }
+    export GOPROXY=$proxy
+}
+
+log() { printf '[k8s-lab %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
