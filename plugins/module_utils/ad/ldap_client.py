@@ -1,0 +1,808 @@
+# -*- coding: utf-8 -*-
+# Copyright: winkube.gmsa contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""LDAP client for Active Directory, shared by every module that talks LDAP (ldap3 underneath).
+
+Entry points
+------------
+``connect(module) -> Directory``
+    Opens and binds a session from the shared connection options (``doc_fragments/ad_connection``).
+    Every failure to connect or bind ends the module with ``module.fail_json`` and a message that names
+    the option to fix (``password``/``username``, ``server``/``port``/``timeout``, ``ca_file``/
+    ``validate_certs``). A missing ldap3 ends it with ``missing_required_lib('ldap3')``.
+``open_directory(params, warn=None) -> Directory``
+    The same without an AnsibleModule: raises ``ADConnectionError`` (tests, plugins).
+``escape_filter_value(value) -> str``
+    RFC 4515 escaping. The ONLY way user supplied values may enter an LDAP filter.
+``escape_rdn_value(value) -> str``
+    RFC 4514 escaping of a value used inside a DN (``'CN=%s,' % escape_rdn_value(name)``).
+
+Directory
+---------
+Attributes (read lazily, cached):
+    ``base_dn`` (domain naming context), ``config_dn``, ``schema_dn``, ``root_dse`` (Entry of the
+    RootDSE), ``dns_domain`` (``contoso.com``), ``forest_dns`` (forest root DNS name), ``netbios_name``
+    (``CONTOSO``), ``domain_sid`` (``S-1-5-21-...``), ``domain_guid`` (``xxxxxxxx-...``, lower case),
+    ``bound_as`` (the account name used to bind; never the password), ``conn`` (the ldap3 Connection).
+Methods (each raises ``ADError`` or a subclass on failure):
+    ``search(base, ldap_filter, attributes, scope='subtree', controls=None, size_limit=0) -> [Entry]``
+        paged (1000 per page); scope is ``base``, ``one``/``level`` or ``subtree``.
+    ``get(dn, attributes, controls=None) -> Entry | None`` (None when the object does not exist).
+    ``exists(dn) -> bool``
+    ``add(dn, object_class, attributes)``; object_class is a str or list of str, attributes a dict of
+        attribute name -> value or list of values (str, bytes, int, bool).
+    ``modify(dn, changes)``; changes maps an attribute name to ``(op, values)`` or a list of such
+        tuples, op one of ``'replace'``, ``'add'``, ``'delete'``; values a value or list (an empty list
+        with ``'replace'``/``'delete'`` clears the attribute).
+    ``delete(dn)``
+    ``close()``
+Entry:
+    ``entry.dn``; ``entry.attributes`` (case-insensitive dict: name -> list of values; text attributes
+    decoded to str, known binary attributes (``BINARY_ATTRIBUTES``) kept as bytes);
+    ``entry.raw`` (case-insensitive dict: name -> list of bytes, always); ``entry.get(name, default)``
+    (first value); ``entry.values(name)`` (list, empty when absent); ``entry.sid(name='objectSid')``,
+    ``entry.guid(name='objectGUID')`` (string forms). Names come back as the server spells them but
+    look-ups ignore case.
+Errors:
+    ``ADError(message, code=None, dn=None)`` with subclasses ``ADNoSuchObject``, ``ADAlreadyExists``,
+    ``ADInsufficientAccess``, ``ADConstraintViolation``; ``ADConnectionError`` for connect/bind problems
+    (``field`` names the option to fix).
+
+Passwords are never put in messages, results or exceptions.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import struct
+import traceback
+import uuid
+
+try:
+    import ssl
+    HAS_SSL = True
+except ImportError:  # pragma: no cover
+    HAS_SSL = False
+
+LDAP3_IMPORT_ERROR = None
+try:
+    import ldap3
+    from ldap3 import Server, Connection, Tls
+    from ldap3.core import exceptions as ldap3_exceptions
+    from ldap3.utils.conv import escape_filter_chars
+    from ldap3.utils.dn import escape_rdn
+    HAS_LDAP3 = True
+except ImportError:
+    HAS_LDAP3 = False
+    LDAP3_IMPORT_ERROR = traceback.format_exc()
+    Tls = object
+
+GSSAPI_IMPORT_ERROR = None
+try:
+    import gssapi  # noqa: F401  pylint: disable=unused-import
+    HAS_GSSAPI = True
+except ImportError:
+    HAS_GSSAPI = False
+    GSSAPI_IMPORT_ERROR = traceback.format_exc()
+
+try:
+    from ansible.module_utils.basic import missing_required_lib
+except ImportError:  # pragma: no cover - only outside Ansible
+    def missing_required_lib(library, reason=None, url=None):
+        return 'Failed to import the required Python library (%s).' % library
+
+
+# Attributes whose values are binary in AD (octet strings / security descriptors). Everything else is
+# decoded as UTF-8 in Entry.attributes; Entry.raw always has the bytes.
+BINARY_ATTRIBUTES = frozenset(name.lower() for name in (
+    'objectSid', 'objectGUID', 'sIDHistory', 'tokenGroups', 'nTSecurityDescriptor',
+    'msDS-GroupMSAMembership', 'msDS-ManagedPassword', 'msDS-ManagedPasswordId',
+    'msDS-ManagedPasswordPreviousId', 'msDS-AllowedToActOnBehalfOfOtherIdentity',
+    'msKds-RootKeyData', 'msKds-KDFParam', 'msKds-SecretAgreementParam', 'msKds-PrivateKeyLength',
+    'msKds-PublicKeyLength', 'msDS-GenerationId', 'userCertificate', 'cACertificate', 'thumbnailPhoto',
+    'jpegPhoto', 'logonHours', 'replPropertyMetaData', 'replUpToDateVector', 'repsFrom', 'repsTo',
+    'dnsRecord', 'dSASignature', 'schemaIDGUID', 'attributeSecurityGUID', 'rightsGuid',
+    'msDS-AdditionalDnsHostName', 'unicodePwd', 'dBCSPwd', 'supplementalCredentials',
+    'msDS-SecondaryKrbTgtNumber', 'invocationId', 'msDS-OptionalFeatureGUID', 'msDS-Behavior-Version',
+    'msKds-DomainID', 'msDS-ManagedAccountPrecededByLink',
+))
+# msDS-Behavior-Version, msKds-PrivateKeyLength etc. are integers in AD; the list above is consulted
+# only for values that are not valid UTF-8 text, except those below, which are always kept as bytes.
+ALWAYS_BINARY = frozenset(name.lower() for name in (
+    'objectSid', 'objectGUID', 'sIDHistory', 'tokenGroups', 'nTSecurityDescriptor',
+    'msDS-GroupMSAMembership', 'msDS-ManagedPassword', 'msDS-ManagedPasswordId',
+    'msDS-ManagedPasswordPreviousId', 'msDS-AllowedToActOnBehalfOfOtherIdentity',
+    'msKds-RootKeyData', 'msKds-KDFParam', 'msKds-SecretAgreementParam', 'msDS-GenerationId',
+    'userCertificate', 'cACertificate', 'thumbnailPhoto', 'jpegPhoto', 'logonHours',
+    'replPropertyMetaData', 'replUpToDateVector', 'dnsRecord', 'schemaIDGUID',
+    'attributeSecurityGUID', 'invocationId', 'unicodePwd', 'supplementalCredentials',
+))
+
+# LDAP_SERVER_SD_FLAGS_OID with OWNER|GROUP|DACL (no SACL, which needs SeSecurityPrivilege).
+SD_FLAGS_OID = '1.2.840.113556.1.4.801'
+
+
+def sd_flags_control(flags=0x07):
+    """Control that lets a non-SACL reader fetch nTSecurityDescriptor (owner, group, DACL)."""
+    # BER: SEQUENCE { INTEGER flags }
+    value = _ber_int(flags)
+    return (SD_FLAGS_OID, True, b'\x30' + bytes([len(value)]) + value)
+
+
+def _ber_int(number):
+    body = number.to_bytes((number.bit_length() + 8) // 8 or 1, 'big', signed=True)
+    return b'\x02' + bytes([len(body)]) + body
+
+
+# --------------------------------------------------------------------------------------------------
+# Errors
+# --------------------------------------------------------------------------------------------------
+
+class ADError(Exception):
+    """An LDAP operation failed. ``code`` is the LDAP result code, ``dn`` the object concerned."""
+
+    def __init__(self, message, code=None, dn=None, server_message=None):
+        super(ADError, self).__init__(message)
+        self.message = message
+        self.code = code
+        self.dn = dn
+        self.server_message = server_message
+
+    def __str__(self):
+        return self.message
+
+
+class ADNoSuchObject(ADError):
+    pass
+
+
+class ADAlreadyExists(ADError):
+    pass
+
+
+class ADInsufficientAccess(ADError):
+    pass
+
+
+class ADConstraintViolation(ADError):
+    pass
+
+
+class ADConnectionError(ADError):
+    """Connecting or binding failed. ``field`` names the module option most likely at fault."""
+
+    def __init__(self, message, field=None, **kwargs):
+        super(ADConnectionError, self).__init__(message, **kwargs)
+        self.field = field
+
+
+RESULT_NAMES = {
+    1: 'operationsError', 2: 'protocolError', 3: 'timeLimitExceeded', 4: 'sizeLimitExceeded',
+    8: 'strongerAuthRequired', 10: 'referral', 11: 'adminLimitExceeded',
+    12: 'unavailableCriticalExtension', 16: 'noSuchAttribute', 17: 'undefinedAttributeType',
+    19: 'constraintViolation', 20: 'attributeOrValueExists', 21: 'invalidAttributeSyntax',
+    32: 'noSuchObject', 34: 'invalidDNSyntax', 49: 'invalidCredentials', 50: 'insufficientAccessRights',
+    51: 'busy', 52: 'unavailable', 53: 'unwillingToPerform', 64: 'namingViolation',
+    65: 'objectClassViolation', 66: 'notAllowedOnNonLeaf', 67: 'notAllowedOnRDN',
+    68: 'entryAlreadyExists', 69: 'objectClassModsProhibited', 80: 'other',
+}
+
+
+def escape_filter_value(value):
+    """Escape a value for use inside an LDAP filter (RFC 4515). Bytes are hex-escaped byte by byte."""
+    if isinstance(value, bytes):
+        return ''.join('\\%02x' % b for b in bytearray(value))
+    if not isinstance(value, str):
+        value = str(value)
+    if HAS_LDAP3:
+        return escape_filter_chars(value)
+    # Same rules as ldap3's escape_filter_chars, for import without ldap3.
+    out = value.replace('\\', r'\5c').replace('*', r'\2a').replace('(', r'\28').replace(')', r'\29')
+    return out.replace('\x00', r'\00')
+
+
+def escape_rdn_value(value):
+    """Escape a value used as an RDN value inside a DN (RFC 4514)."""
+    if HAS_LDAP3:
+        return escape_rdn(value)
+    out = value.replace('\\', '\\\\')
+    for char in ',+"<>;=':
+        out = out.replace(char, '\\' + char)
+    if out.startswith((' ', '#')):
+        out = '\\' + out
+    if out.endswith(' '):
+        out = out[:-1] + '\\ '
+    return out
+
+
+def sid_to_str(raw):
+    """Binary SID -> 'S-1-5-21-...'."""
+    raw = bytes(raw)
+    revision = raw[0]
+    count = raw[1]
+    authority = int.from_bytes(raw[2:8], 'big')
+    subs = struct.unpack('<%dI' % count, raw[8:8 + 4 * count])
+    return 'S-%d-%d%s' % (revision, authority, ''.join('-%d' % s for s in subs))
+
+
+def sid_to_bytes(sid):
+    """'S-1-5-21-...' -> binary SID."""
+    parts = sid.upper().split('-')
+    if len(parts) < 3 or parts[0] != 'S':
+        raise ValueError('not a SID: %r' % sid)
+    subs = [int(p) for p in parts[3:]]
+    return (struct.pack('BB', int(parts[1]), len(subs)) + int(parts[2]).to_bytes(6, 'big')
+            + struct.pack('<%dI' % len(subs), *subs))
+
+
+def guid_to_str(raw):
+    """Binary objectGUID (little-endian fields) -> 'xxxxxxxx-xxxx-...' (lower case)."""
+    return str(uuid.UUID(bytes_le=bytes(raw)))
+
+
+def dn_to_dns(dn):
+    """'DC=contoso,DC=com' -> 'contoso.com' (only the DC= components)."""
+    labels = []
+    for part in _split_dn(dn):
+        key, _sep, value = part.partition('=')
+        if key.strip().lower() == 'dc':
+            labels.append(value.strip())
+    return '.'.join(labels).lower()
+
+
+def _split_dn(dn):
+    parts, current, escaped = [], '', False
+    for char in dn:
+        if escaped:
+            current += char
+            escaped = False
+        elif char == '\\':
+            current += char
+            escaped = True
+        elif char == ',':
+            parts.append(current)
+            current = ''
+        else:
+            current += char
+    if current:
+        parts.append(current)
+    return parts
+
+
+class _CIDict(dict):
+    """Minimal case-insensitive dict (keys keep the server's spelling)."""
+
+    def __init__(self, *args, **kwargs):
+        super(_CIDict, self).__init__(*args, **kwargs)
+        self._keys = {k.lower(): k for k in self}
+
+    def _real(self, key):
+        return self._keys.get(key.lower(), key) if isinstance(key, str) else key
+
+    def __getitem__(self, key):
+        return super(_CIDict, self).__getitem__(self._real(key))
+
+    def __contains__(self, key):
+        return super(_CIDict, self).__contains__(self._real(key))
+
+    def __setitem__(self, key, value):
+        real = self._real(key)
+        self._keys[real.lower()] = real
+        super(_CIDict, self).__setitem__(real, value)
+
+    def get(self, key, default=None):
+        return super(_CIDict, self).get(self._real(key), default)
+
+
+class Entry(object):
+    """One directory object: ``dn``, ``attributes`` (decoded), ``raw`` (bytes)."""
+
+    def __init__(self, dn, raw_attributes):
+        self.dn = dn
+        self.raw = _CIDict((name, [bytes(v) for v in values]) for name, values in raw_attributes.items())
+        self.attributes = _CIDict((name, [_decode(name, v) for v in values]) for name, values in self.raw.items())
+
+    def get(self, name, default=None):
+        values = self.attributes.get(name)
+        return values[0] if values else default
+
+    def values(self, name):
+        return list(self.attributes.get(name) or [])
+
+    def sid(self, name='objectSid'):
+        raw = self.raw.get(name)
+        return sid_to_str(raw[0]) if raw else None
+
+    def guid(self, name='objectGUID'):
+        raw = self.raw.get(name)
+        return guid_to_str(raw[0]) if raw else None
+
+    def __repr__(self):
+        return '<Entry %s %s>' % (self.dn, sorted(self.raw))
+
+
+def _decode(name, value):
+    if name.lower() in ALWAYS_BINARY:
+        return value
+    try:
+        return value.decode('utf-8')
+    except UnicodeDecodeError:
+        return value
+
+
+def _encode(value):
+    if isinstance(value, bool):
+        return 'TRUE' if value else 'FALSE'
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value)
+    if isinstance(value, int):
+        return str(value)
+    return value
+
+
+def _as_list(values):
+    if values is None:
+        return []
+    if isinstance(values, (list, tuple, set, frozenset)):
+        return [_encode(v) for v in values]
+    return [_encode(values)]
+
+
+# --------------------------------------------------------------------------------------------------
+# TLS with real host name checking (ldap3's own check ignores IP address SANs)
+# --------------------------------------------------------------------------------------------------
+
+class _VerifyingTls(Tls):
+    """ldap3 Tls whose handshake uses OpenSSL's own host name/IP verification when validating."""
+
+    def __init__(self, validate, ca_file=None, server_name=None):
+        super(_VerifyingTls, self).__init__(validate=ssl.CERT_REQUIRED if validate else ssl.CERT_NONE,
+                                            ca_certs_file=ca_file)
+        self._verify = validate
+        self._ca_file = ca_file
+        self._server_name = server_name
+
+    def wrap_socket(self, connection, do_handshake=False):
+        if self._verify:
+            context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=self._ca_file)
+            context.check_hostname = True
+        else:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        connection.socket = context.wrap_socket(connection.socket, server_side=False,
+                                                do_handshake_on_connect=do_handshake,
+                                                server_hostname=self._server_name)
+
+
+# --------------------------------------------------------------------------------------------------
+# Connecting
+# --------------------------------------------------------------------------------------------------
+
+def _ntlm_md4_available():
+    import hashlib
+    try:
+        hashlib.new('md4', b'')
+        return True
+    except ValueError:
+        pass
+    for name in ('Crypto.Hash.MD4', 'Cryptodome.Hash.MD4'):
+        try:
+            __import__(name)
+            return True
+        except ImportError:
+            continue
+    return False
+
+
+def _install_md4_fallback():
+    """ldap3 falls back to ``Crypto.Hash.MD4`` (pycryptodome); offer pycryptodomex under that name."""
+    import sys
+    try:
+        import Crypto.Hash.MD4  # noqa: F401  pylint: disable=unused-import
+        return True
+    except ImportError:
+        pass
+    try:
+        from Cryptodome.Hash import MD4 as md4_module
+    except ImportError:
+        return False
+    import types
+    if 'Crypto' not in sys.modules:
+        sys.modules['Crypto'] = types.ModuleType('Crypto')
+    if 'Crypto.Hash' not in sys.modules:
+        sys.modules['Crypto.Hash'] = types.ModuleType('Crypto.Hash')
+        sys.modules['Crypto'].Hash = sys.modules['Crypto.Hash']
+    sys.modules['Crypto.Hash.MD4'] = md4_module
+    sys.modules['Crypto.Hash'].MD4 = md4_module
+    return True
+
+
+def open_directory(params, warn=None):
+    """Open and bind a session from the connection options (a dict like module.params).
+
+    Raises ADConnectionError with ``field`` naming the option to fix.
+    """
+    if not HAS_LDAP3:
+        raise ADConnectionError(missing_required_lib('ldap3'), field=None)
+    warn = warn or (lambda msg: None)
+    server_name = params['server']
+    encryption = params.get('encryption') or 'ldaps'
+    auth = params.get('auth_method') or 'simple'
+    username = params.get('username')
+    password = params.get('password')
+    timeout = params.get('timeout') or 10
+    validate = params.get('validate_certs', True)
+    ca_file = params.get('ca_file')
+    port = params.get('port') or (636 if encryption == 'ldaps' else 389)
+
+    if encryption == 'none' and auth == 'simple':
+        raise ADConnectionError(
+            'encryption=none with auth_method=simple would send the password in the clear; use '
+            'encryption=ldaps or starttls, or auth_method=kerberos/ntlm', field='encryption')
+    if encryption != 'none' and not validate:
+        warn('validate_certs=false: the domain controller\'s certificate is not checked, so the bind '
+             'password can be intercepted. Only use this in a throw-away lab.')
+    if ca_file and not os.path.isfile(ca_file):
+        raise ADConnectionError('ca_file %s does not exist or is not a file' % ca_file, field='ca_file')
+
+    tls = None
+    if encryption in ('ldaps', 'starttls'):
+        try:
+            tls = _VerifyingTls(validate, ca_file=ca_file, server_name=server_name)
+        except (ssl.SSLError, OSError) as exc:
+            raise ADConnectionError('cannot load ca_file %s: %s' % (ca_file, exc), field='ca_file')
+
+    server = Server(server_name, port=port, use_ssl=(encryption == 'ldaps'), tls=tls,
+                    get_info=ldap3.NONE, connect_timeout=timeout)
+    kwargs = dict(auto_bind=ldap3.AUTO_BIND_NONE, receive_timeout=timeout, raise_exceptions=False,
+                  read_only=False, auto_referrals=False, client_strategy=ldap3.SYNC, return_empty_attributes=False)
+    if auth == 'simple':
+        kwargs.update(user=username, password=password, authentication=ldap3.SIMPLE)
+    elif auth == 'ntlm':
+        if not username or '\\' not in username:
+            raise ADConnectionError('auth_method=ntlm needs username as DOMAIN\\user (got %r)' % username,
+                                    field='username')
+        if not _install_md4_fallback() and not _ntlm_md4_available():
+            raise ADConnectionError(
+                'auth_method=ntlm needs MD4, which this OpenSSL does not provide; install pycryptodome or '
+                'pycryptodomex on the controller, or use auth_method=simple over ldaps/starttls or '
+                'auth_method=kerberos', field='auth_method')
+        kwargs.update(user=username, password=password, authentication=ldap3.NTLM)
+    elif auth == 'kerberos':
+        if not HAS_GSSAPI:
+            raise ADConnectionError(
+                missing_required_lib('gssapi', reason='for auth_method=kerberos') +
+                ' Or use auth_method=simple over ldaps/starttls.', field='auth_method')
+        kwargs.update(authentication=ldap3.SASL, sasl_mechanism=ldap3.KERBEROS)
+        if username:
+            kwargs['user'] = username
+    else:
+        raise ADConnectionError('unknown auth_method %r' % auth, field='auth_method')
+
+    conn = Connection(server, **kwargs)
+    where = '%s:%s' % (server_name, port)
+    try:
+        conn.open()
+        if encryption == 'starttls':
+            if not conn.start_tls():
+                raise ADConnectionError('StartTLS refused by %s: %s' % (where, _result_text(conn.result)),
+                                        field='encryption')
+    except ADConnectionError:
+        raise
+    except Exception as exc:  # ldap3 wraps socket and TLS errors in its own exceptions
+        raise _open_error(exc, where, timeout, ca_file, validate)
+
+    try:
+        bound = conn.bind()
+    except Exception as exc:
+        _safe_unbind(conn)
+        text = str(exc)
+        if auth == 'kerberos':
+            raise ADConnectionError('Kerberos bind to %s failed: %s. Run kinit for a principal of the domain '
+                                    'first and make sure server is the DC\'s host name (the SPN is '
+                                    'ldap/<server>).' % (where, text), field='auth_method')
+        if auth == 'ntlm' and ('closed' in text.lower() or 'socket' in text.lower()):
+            raise ADConnectionError('NTLM bind as %s to %s failed: the server closed the session (%s). '
+                                    'Check username (DOMAIN\\user) and password, or use auth_method=simple over '
+                                    'ldaps.' % (username, where, text), field='password')
+        raise _open_error(exc, where, timeout, ca_file, validate)
+    if not bound:
+        result = conn.result or {}
+        _safe_unbind(conn)
+        if result.get('result') == 49:
+            raise ADConnectionError(
+                'bind as %s to %s refused: invalid credentials (%s). Check username/password (simple bind '
+                'accepts a DN, user@domain or DOMAIN\\user).' % (username, where, _result_text(result)),
+                field='password')
+        if result.get('result') == 8:
+            raise ADConnectionError(
+                'bind as %s to %s refused: the server requires a stronger authentication (signing/'
+                'sealing): use encryption=ldaps or starttls (%s)' % (username, where, _result_text(result)),
+                field='encryption')
+        raise ADConnectionError('bind as %s to %s failed: %s' % (username or 'Kerberos principal', where,
+                                                                _result_text(result)), field='username')
+    return Directory(conn, base_dn=params.get('base_dn'), bound_as=username)
+
+
+def _open_error(exc, where, timeout, ca_file, validate):
+    text = str(exc)
+    low = text.lower()
+    if 'certificate' in low or 'ssl' in low and ('verify' in low or 'hostname' in low):
+        if 'hostname' in low or "doesn't match" in low or 'ip address mismatch' in low:
+            hint = ('the certificate does not name %s; set server to a name in its subject alternative names '
+                    '(or fix the certificate)' % where.rsplit(':', 1)[0])
+        else:
+            hint = ('set ca_file to the PEM file of the CA that issued the domain controller\'s certificate%s'
+                    % (' (currently %s)' % ca_file if ca_file else ' (currently the system trust store)'))
+        return ADConnectionError(
+            'TLS certificate of %s does not validate: %s. Fix: %s; validate_certs=false only for a '
+            'throw-away lab.' % (where, _clean(text), hint), field='ca_file')
+    if 'ssl' in low or 'tls' in low or 'wrong version' in low:
+        return ADConnectionError('TLS handshake with %s failed: %s. Check port and encryption (ldaps is port '
+                                 '636, starttls/none port 389).' % (where, _clean(text)), field='encryption')
+    return ADConnectionError(
+        'cannot reach %s within %ss: %s. Check server, port and firewalls between the controller and '
+        'the domain controller.' % (where, timeout, _clean(text)), field='server')
+
+
+def _clean(text):
+    # ldap3 socket errors can be long nested reprs; keep them readable.
+    return ' '.join(text.split())[:500]
+
+
+def _result_text(result):
+    if not result:
+        return 'no result'
+    parts = [str(result.get('description') or RESULT_NAMES.get(result.get('result'), result.get('result')))]
+    if result.get('message'):
+        parts.append(result['message'].strip().rstrip('\x00'))
+    return ': '.join(parts)
+
+
+def _safe_unbind(conn):
+    try:
+        conn.unbind()
+    except Exception:  # pylint: disable=broad-except
+        pass
+
+
+def connect(module):
+    """Open and bind a Directory for an AnsibleModule, failing the module with a clear message."""
+    if not HAS_LDAP3:
+        module.fail_json(msg=missing_required_lib('ldap3'), exception=LDAP3_IMPORT_ERROR)
+    try:
+        return open_directory(module.params, warn=module.warn)
+    except ADConnectionError as exc:
+        module.fail_json(msg=exc.message, failed_option=exc.field)
+
+
+# --------------------------------------------------------------------------------------------------
+# Directory
+# --------------------------------------------------------------------------------------------------
+
+_SCOPES = {'base': 'BASE', 'one': 'LEVEL', 'level': 'LEVEL', 'onelevel': 'LEVEL', 'subtree': 'SUBTREE'}
+_OPS = {'replace': 'MODIFY_REPLACE', 'add': 'MODIFY_ADD', 'delete': 'MODIFY_DELETE'}
+
+
+class Directory(object):
+    """A bound LDAP session to one domain controller (see the module docstring for the API)."""
+
+    page_size = 1000
+
+    def __init__(self, conn, base_dn=None, bound_as=None):
+        self.conn = conn
+        self.bound_as = bound_as
+        self._base_dn = base_dn
+        self._root_dse = None
+        self._domain = None
+        self._netbios = None
+        self._forest_dns = None
+
+    # -- lazily read facts ---------------------------------------------------------------------------
+    @property
+    def root_dse(self):
+        if self._root_dse is None:
+            found = self.search('', '(objectClass=*)', [
+                'defaultNamingContext', 'configurationNamingContext', 'schemaNamingContext',
+                'rootDomainNamingContext', 'dnsHostName', 'serverName', 'domainFunctionality',
+                'forestFunctionality', 'domainControllerFunctionality', 'supportedLDAPVersion',
+                'supportedControl', 'supportedSASLMechanisms', 'isGlobalCatalogReady', 'ldapServiceName',
+                'currentTime', 'vendorName', 'vendorVersion'], scope='base')
+            if not found:
+                raise ADError('the server returned no RootDSE; is it an Active Directory domain controller?')
+            self._root_dse = found[0]
+        return self._root_dse
+
+    @property
+    def base_dn(self):
+        if not self._base_dn:
+            self._base_dn = self.root_dse.get('defaultNamingContext')
+            if not self._base_dn:
+                raise ADError('the RootDSE has no defaultNamingContext; set base_dn')
+        return self._base_dn
+
+    @property
+    def config_dn(self):
+        value = self.root_dse.get('configurationNamingContext')
+        if not value:
+            raise ADError('the RootDSE has no configurationNamingContext')
+        return value
+
+    @property
+    def schema_dn(self):
+        return self.root_dse.get('schemaNamingContext')
+
+    @property
+    def forest_dn(self):
+        return self.root_dse.get('rootDomainNamingContext') or self.base_dn
+
+    @property
+    def dns_domain(self):
+        return dn_to_dns(self.base_dn)
+
+    @property
+    def forest_dns(self):
+        if self._forest_dns is None:
+            self._forest_dns = dn_to_dns(self.forest_dn)
+        return self._forest_dns
+
+    def _domain_entry(self):
+        if self._domain is None:
+            entry = self.get(self.base_dn, ['objectSid', 'objectGUID', 'msDS-Behavior-Version', 'name'])
+            if entry is None:
+                raise ADError('base_dn %s does not exist on the server' % self.base_dn, dn=self.base_dn)
+            self._domain = entry
+        return self._domain
+
+    @property
+    def domain_sid(self):
+        return self._domain_entry().sid()
+
+    @property
+    def domain_guid(self):
+        return self._domain_entry().guid()
+
+    @property
+    def netbios_name(self):
+        if self._netbios is None:
+            found = self.search('CN=Partitions,%s' % self.config_dn,
+                                '(&(objectClass=crossRef)(nCName=%s)(netBIOSName=*))' % escape_filter_value(self.base_dn),
+                                ['netBIOSName'], scope='one')
+            if found and found[0].get('netBIOSName'):
+                self._netbios = found[0].get('netBIOSName')
+            else:
+                self._netbios = self.dns_domain.split('.')[0].upper()
+        return self._netbios
+
+    # -- operations ------------------------------------------------------------------------------------
+    def search(self, base, ldap_filter, attributes, scope='subtree', controls=None, size_limit=0):
+        """Paged search; returns a list of Entry (referrals are dropped)."""
+        try:
+            ldap_scope = getattr(ldap3, _SCOPES[scope.lower()])
+        except KeyError:
+            raise ADError('invalid search scope %r (use base, one or subtree)' % scope)
+        if isinstance(attributes, str):
+            attributes = [attributes]
+        attributes = list(attributes) if attributes else [ldap3.NO_ATTRIBUTES]
+        entries = []
+        cookie = None
+        while True:
+            paged = scope.lower() != 'base'
+            kwargs = dict(search_base=base, search_filter=ldap_filter, search_scope=ldap_scope,
+                          attributes=attributes, controls=controls, size_limit=size_limit)
+            if paged:
+                kwargs.update(paged_size=self.page_size, paged_cookie=cookie)
+            ok = self._call(self.conn.search, 'search', base, **kwargs)
+            if not ok and (self.conn.result or {}).get('result') not in (0, 4):
+                self._raise('search', base, filter_text=ldap_filter)
+            for item in self.conn.response or []:
+                if item.get('type') != 'searchResEntry':
+                    continue
+                entries.append(Entry(item['dn'], item.get('raw_attributes') or {}))
+            if not paged:
+                break
+            cookie = (self.conn.result.get('controls') or {}).get('1.2.840.113556.1.4.319', {}) \
+                .get('value', {}).get('cookie')
+            if not cookie:
+                break
+        return entries
+
+    def get(self, dn, attributes, controls=None):
+        try:
+            found = self.search(dn, '(objectClass=*)', attributes, scope='base', controls=controls)
+        except ADNoSuchObject:
+            return None
+        return found[0] if found else None
+
+    def exists(self, dn):
+        return self.get(dn, ['objectClass']) is not None
+
+    def add(self, dn, object_class, attributes):
+        attrs = {}
+        for name, values in (attributes or {}).items():
+            values = _as_list(values)
+            if values:
+                attrs[name] = values if len(values) > 1 else values[0]
+        ok = self._call(self.conn.add, 'add', dn, dn, object_class=object_class, attributes=attrs)
+        if not ok:
+            self._raise('add', dn, attributes=list(attrs))
+
+    def modify(self, dn, changes):
+        ldap_changes = {}
+        for name, change in changes.items():
+            ops = change if isinstance(change, list) else [change]
+            items = []
+            for op, values in ops:
+                try:
+                    ldap_op = getattr(ldap3, _OPS[op])
+                except KeyError:
+                    raise ADError('invalid modify operation %r for %s (use replace, add or delete)' % (op, name))
+                items.append((ldap_op, _as_list(values)))
+            ldap_changes[name] = items
+        if not ldap_changes:
+            return
+        ok = self._call(self.conn.modify, 'modify', dn, dn, ldap_changes)
+        if not ok:
+            self._raise('modify', dn, attributes=list(ldap_changes))
+
+    def delete(self, dn):
+        ok = self._call(self.conn.delete, 'delete', dn, dn)
+        if not ok:
+            self._raise('delete', dn)
+
+    def close(self):
+        _safe_unbind(self.conn)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+    # -- error handling --------------------------------------------------------------------------------
+    def _call(self, func, operation, dn, *args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except ldap3_exceptions.LDAPException as exc:
+            raise ADError('LDAP %s of %s failed: %s' % (operation, dn or 'RootDSE', _clean(str(exc))), dn=dn)
+        except (socket.error, OSError) as exc:
+            raise ADError('LDAP %s of %s failed, connection lost: %s' % (operation, dn, exc), dn=dn)
+
+    def _raise(self, operation, dn, attributes=None, filter_text=None):
+        result = self.conn.result or {}
+        code = result.get('result')
+        server_text = (result.get('message') or '').strip().rstrip('\x00')
+        detail = _result_text(result)
+        who = self.bound_as or 'the bound account'
+        attrs = ', '.join(attributes or [])
+        if code == 32:
+            raise ADNoSuchObject('%s of %s failed: no such object (%s)' % (operation, dn, detail),
+                                 code=code, dn=dn, server_message=server_text)
+        if code == 68:
+            raise ADAlreadyExists('cannot add %s: an object with this name already exists (%s)' % (dn, detail),
+                                  code=code, dn=dn, server_message=server_text)
+        if code == 50:
+            right = {
+                'add': 'Create Child on the parent container (for this object class)',
+                'modify': 'Write Property on %s' % (attrs or 'the attributes'),
+                'delete': 'Delete on the object or Delete Child on its parent',
+                'search': 'Read Property / List Contents',
+            }.get(operation, 'the needed right')
+            raise ADInsufficientAccess('%s of %s refused: insufficient access rights; %s needs %s (%s)'
+                                       % (operation, dn, who, right, detail),
+                                       code=code, dn=dn, server_message=server_text)
+        if code == 19:
+            raise ADConstraintViolation('%s of %s refused: constraint violation on %s (%s). A value is out of '
+                                        'range, not unique, or the attribute may only be set at creation.'
+                                        % (operation, dn, attrs or 'the request', detail),
+                                        code=code, dn=dn, server_message=server_text)
+        if filter_text is not None and code == 87:
+            raise ADError('search under %s failed: bad filter %s (%s)' % (dn, filter_text, detail), code=code, dn=dn)
+        extra = ''
+        if code in (16, 17, 20, 21, 65, 64) and attrs:
+            extra = ' (attributes: %s)' % attrs
+        raise ADError('%s of %s failed: %s%s' % (operation, dn or 'RootDSE', detail, extra),
+                      code=code, dn=dn, server_message=server_text)

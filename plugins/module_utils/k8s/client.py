@@ -1,0 +1,281 @@
+# -*- coding: utf-8 -*-
+# Copyright: winkube.gmsa contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Connection to the Kubernetes API server, built from the shared connection options.
+
+The kubernetes package only loads the configuration (kubeconfig, in-cluster, token refresh hooks);
+requests go through a small urllib3 transport of our own so that every request is counted and the
+code works the same with every kubernetes package release (their generated ApiClient.call_api changed
+signature several times).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import ssl
+import tempfile
+
+try:
+    from urllib.parse import urlencode, urlparse
+except ImportError:  # pragma: no cover
+    pass
+
+HAS_K8S = True
+K8S_IMPORT_ERROR = None
+try:
+    import urllib3
+    from kubernetes import client as k8s_client
+    from kubernetes import config as k8s_config
+    from kubernetes.config.config_exception import ConfigException
+except ImportError as exc:  # pragma: no cover - exercised by the sanity import test
+    HAS_K8S = False
+    K8S_IMPORT_ERROR = exc
+
+    class ConfigException(Exception):  # type: ignore[no-redef]
+        pass
+
+try:
+    import yaml
+    HAS_YAML = True
+except ImportError:  # pragma: no cover
+    HAS_YAML = False
+
+
+class K8sError(Exception):
+    """An error worth showing to the user as it is."""
+
+
+class K8sConnectionError(K8sError):
+    """The API server could not be reached, or refused our credentials, or the options are wrong."""
+
+
+class ApiError(K8sError):
+    """The API server answered with an error status."""
+
+    def __init__(self, status, reason, body=None, method=None, path=None):
+        self.status = status
+        self.reason = reason
+        self.body = body if isinstance(body, dict) else {}
+        self.method = method
+        self.path = path
+        message = self.body.get('message') or reason or ''
+        super(ApiError, self).__init__('%s %s: HTTP %s: %s' % (method, path, status, message))
+
+    @property
+    def message(self):
+        return self.body.get('message') or self.reason or ''
+
+
+def require_kubernetes(module):
+    """fail_json with the standard missing-library message when kubernetes is not importable."""
+    if not HAS_K8S:
+        from ansible.module_utils.basic import missing_required_lib
+        module.fail_json(msg=missing_required_lib('kubernetes'), exception=str(K8S_IMPORT_ERROR))
+
+
+def _context_names(kubeconfig):
+    """Names of the contexts of a kubeconfig path (None: default location) or dict, and the current one."""
+    if isinstance(kubeconfig, dict):
+        contexts = [c.get('name') for c in kubeconfig.get('contexts') or []]
+        return contexts, kubeconfig.get('current-context')
+    contexts, current = k8s_config.list_kube_config_contexts(config_file=kubeconfig)
+    return [c.get('name') for c in contexts], (current or {}).get('name')
+
+
+def _default_kubeconfig_exists():
+    paths = os.environ.get('KUBECONFIG') or os.path.expanduser('~/.kube/config')
+    return any(os.path.exists(os.path.expanduser(p)) for p in paths.split(os.pathsep) if p)
+
+
+def build_configuration(params):
+    """A kubernetes.client.Configuration from the module's connection parameters."""
+    if not HAS_K8S:
+        raise K8sConnectionError('the kubernetes Python package is required')
+    kubeconfig = params.get('kubeconfig')
+    context = params.get('context')
+    host = params.get('host')
+    api_key = params.get('api_key')
+    if isinstance(kubeconfig, str) and kubeconfig.strip().startswith(('{', 'apiVersion', 'clusters')):
+        # a kubeconfig given inline as a string (JSON or YAML)
+        try:
+            kubeconfig = json.loads(kubeconfig) if kubeconfig.strip().startswith('{') else yaml.safe_load(kubeconfig)
+        except Exception as exc:
+            raise K8sConnectionError('kubeconfig is neither a file path nor a valid kubeconfig document: %s' % exc)
+    elif isinstance(kubeconfig, str):
+        kubeconfig = os.path.expanduser(kubeconfig)
+        if not os.path.exists(kubeconfig):
+            raise K8sConnectionError('kubeconfig file %s does not exist' % kubeconfig)
+    elif kubeconfig is not None and not isinstance(kubeconfig, dict):
+        raise K8sConnectionError('kubeconfig must be a file path or a dictionary, got %s' % type(kubeconfig).__name__)
+
+    configuration = k8s_client.Configuration()
+    use_kubeconfig = kubeconfig is not None or not (host and api_key) and (_default_kubeconfig_exists() or context)
+    if use_kubeconfig:
+        try:
+            names, current = _context_names(kubeconfig)
+        except (ConfigException, IOError, OSError) as exc:
+            raise K8sConnectionError('cannot read kubeconfig: %s' % exc)
+        if context and context not in names:
+            raise K8sConnectionError(
+                'context %r (option context) is not in the kubeconfig; its contexts are: %s'
+                % (context, ', '.join(sorted(n for n in names if n)) or 'none'))
+        if not context and not current and not host:
+            raise K8sConnectionError('the kubeconfig has no current-context; set the option context')
+        try:
+            if isinstance(kubeconfig, dict):
+                k8s_config.load_kube_config_from_dict(kubeconfig, context=context, client_configuration=configuration,
+                                                      persist_config=False)
+            else:
+                k8s_config.load_kube_config(config_file=kubeconfig, context=context,
+                                            client_configuration=configuration, persist_config=False)
+        except ConfigException as exc:
+            raise K8sConnectionError('invalid kubeconfig (context %r): %s' % (context or current, exc))
+    elif not host:
+        try:
+            k8s_config.load_incluster_config(client_configuration=configuration)
+        except ConfigException as exc:
+            raise K8sConnectionError(
+                'no kubeconfig found (option kubeconfig, KUBECONFIG, ~/.kube/config) and not running in a pod: %s'
+                % exc)
+
+    if host:
+        configuration.host = host.rstrip('/')
+    if api_key:
+        configuration.api_key = {'authorization': 'Bearer ' + api_key}
+        configuration.api_key_prefix = {}
+    for option, attribute in (('ca_cert', 'ssl_ca_cert'), ('client_cert', 'cert_file'), ('client_key', 'key_file')):
+        value = params.get(option)
+        if value:
+            if not os.path.exists(value):
+                raise K8sConnectionError('%s file %s does not exist' % (option, value))
+            setattr(configuration, attribute, value)
+    if params.get('validate_certs') is not None:
+        configuration.verify_ssl = bool(params['validate_certs'])
+    if not configuration.host:
+        raise K8sConnectionError('no API server address: set the option host or a kubeconfig')
+    return configuration
+
+
+class Transport(object):
+    """Raw REST requests to the API server with a request counter.
+
+    ``request(method, path, query=None, body=None, content_type=None)`` returns the decoded JSON.
+    ``count`` is the number of HTTP requests made, ``counts`` the same per method.
+    """
+
+    def __init__(self, configuration, timeout=30):
+        self.configuration = configuration
+        self.host = configuration.host.rstrip('/')
+        self.timeout = timeout
+        self.count = 0
+        self.counts = {}
+        kwargs = {'maxsize': 4}
+        if self.host.startswith('https'):
+            if configuration.verify_ssl:
+                kwargs['cert_reqs'] = ssl.CERT_REQUIRED
+                kwargs['ca_certs'] = configuration.ssl_ca_cert or _default_ca_bundle()
+                if getattr(configuration, 'assert_hostname', None) is not None:
+                    kwargs['assert_hostname'] = configuration.assert_hostname
+                if getattr(configuration, 'tls_server_name', None):
+                    kwargs['server_hostname'] = configuration.tls_server_name
+            else:
+                kwargs['cert_reqs'] = ssl.CERT_NONE
+            if configuration.cert_file:
+                kwargs['cert_file'] = configuration.cert_file
+            if configuration.key_file:
+                kwargs['key_file'] = configuration.key_file
+        proxy = getattr(configuration, 'proxy', None)
+        if proxy:
+            self.pool = urllib3.ProxyManager(proxy, **kwargs)
+        else:
+            self.pool = urllib3.PoolManager(**kwargs)
+        if not configuration.verify_ssl:
+            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+
+    def _headers(self, content_type):
+        headers = {'Accept': 'application/json', 'User-Agent': 'winkube.gmsa'}
+        if content_type:
+            headers['Content-Type'] = content_type
+        token = self.configuration.get_api_key_with_prefix('authorization')
+        if token:
+            headers['Authorization'] = token
+        elif getattr(self.configuration, 'username', None) and getattr(self.configuration, 'password', None):
+            headers.update(urllib3.util.make_headers(
+                basic_auth='%s:%s' % (self.configuration.username, self.configuration.password)))
+        return headers
+
+    def request(self, method, path, query=None, body=None, content_type=None):
+        url = self.host + path
+        if query:
+            url += '?' + urlencode([(k, v) for k, v in query.items() if v is not None])
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode('utf-8')
+            content_type = content_type or 'application/json'
+        self.count += 1
+        self.counts[method] = self.counts.get(method, 0) + 1
+        try:
+            response = self.pool.request(method, url, body=data, headers=self._headers(content_type),
+                                         timeout=urllib3.Timeout(connect=10, read=self.timeout), retries=False)
+        except urllib3.exceptions.SSLError as exc:
+            raise K8sConnectionError('TLS error talking to the API server %s: %s' % (self.host, exc))
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise K8sConnectionError('cannot reach the API server %s: %s' % (self.host, exc))
+        text = response.data.decode('utf-8', 'replace') if response.data else ''
+        try:
+            decoded = json.loads(text) if text else {}
+        except ValueError:
+            decoded = {'message': text[:500]}
+        if response.status == 401:
+            raise K8sConnectionError('the API server %s refused our credentials (401 Unauthorized): %s'
+                                     % (self.host, decoded.get('message', '')))
+        if response.status >= 400:
+            raise ApiError(response.status, response.reason, decoded, method, path)
+        return decoded
+
+    def close(self):
+        self.pool.clear()
+
+
+def _default_ca_bundle():
+    try:
+        import certifi
+        return certifi.where()
+    except ImportError:  # pragma: no cover
+        paths = ssl.get_default_verify_paths()
+        return paths.cafile or paths.openssl_cafile
+
+
+def connect(params, timeout=30):
+    """Transport for the module parameters; raises K8sConnectionError with a clear message."""
+    return Transport(build_configuration(params), timeout=timeout)
+
+
+def server_version(transport):
+    """(major, minor) of the API server; one GET /version."""
+    info = transport.request('GET', '/version')
+    try:
+        major = int(''.join(ch for ch in str(info.get('major', '1')) if ch.isdigit()) or 1)
+        minor = int(''.join(ch for ch in str(info.get('minor', '0')) if ch.isdigit()) or 0)
+    except ValueError:  # pragma: no cover
+        return (1, 0)
+    if (major, minor) == (0, 0) or not info.get('minor'):
+        git = str(info.get('gitVersion', '')).lstrip('v').split('.')
+        try:
+            return int(git[0]), int(git[1])
+        except (ValueError, IndexError):
+            return (1, 0)
+    return major, minor
+
+
+def write_temp(text, suffix='.pem'):
+    """A private temporary file holding text (used for PEM material given inline)."""
+    handle, path = tempfile.mkstemp(suffix=suffix)
+    with os.fdopen(handle, 'w') as stream:
+        stream.write(text)
+    return path
+
+
+def host_of(url):
+    return urlparse(url).hostname

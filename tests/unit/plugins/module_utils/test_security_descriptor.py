@@ -1,0 +1,153 @@
+"""msDS-GroupMSAMembership model: build, parse, round trip, add/remove/set."""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+
+from ansible_collections.winkube.gmsa.plugins.module_utils.models import security_descriptor as sdm
+from ansible_collections.winkube.gmsa.plugins.module_utils.models.security_descriptor import (
+    GMSA_ACCESS_MASK,
+    OWNER_SID,
+    Ace,
+    GroupMSAMembership,
+    SecurityDescriptorError,
+)
+
+DOM = 'S-1-5-21-1004336348-1177238915-682003330'
+A, B, C = DOM + '-1105', DOM + '-1106', DOM + '-1107'
+
+
+def manual_sd(sids, owner=OWNER_SID, extra_aces=b'', extra_count=0):
+    """The binary form written out by hand from [MS-DTYP] 2.4.6, independent of impacket."""
+    aces = b''
+    for sid in sids:
+        body = struct.pack('<L', GMSA_ACCESS_MASK) + sdm.sid_to_bytes(sid)
+        aces += struct.pack('<BBH', 0, 0, 4 + len(body)) + body
+    aces += extra_aces
+    dacl = struct.pack('<BBHHH', 2, 0, 8 + len(aces), len(sids) + extra_count, 0) + aces
+    owner_bytes = sdm.sid_to_bytes(owner)
+    header = struct.pack('<BBHLLLL', 1, 0, 0x8004, 20 + len(dacl), 0, 0, 20)
+    return header + dacl + owner_bytes
+
+
+def test_sid_round_trip():
+    for sid in (OWNER_SID, A, 'S-1-1-0', 'S-1-5-11'):
+        assert sdm.sid_from_bytes(sdm.sid_to_bytes(sid)) == sid
+    assert sdm.sid_to_bytes('S-1-5-32-544') == bytes.fromhex('01020000000000052000000020020000')
+
+
+@pytest.mark.parametrize('bad', ['', 'S-1', 'S-1-5-', 'X-1-5-21', 'S-1-5-21-abc', 'S-1-5-99999999999', None, 5])
+def test_bad_sids(bad):
+    assert not sdm.is_sid(bad) or bad == 'S-1-5-99999999999'
+    with pytest.raises(SecurityDescriptorError):
+        sdm.normalize_sid(bad)
+
+
+def test_lower_case_sid_normalized():
+    assert sdm.normalize_sid('s-1-5-32-544') == 'S-1-5-32-544'
+
+
+def test_build_matches_hand_written_bytes():
+    assert GroupMSAMembership.for_principals([A, B]).to_bytes() == manual_sd([A, B])
+    assert GroupMSAMembership.for_principals([]).to_bytes() == manual_sd([])
+
+
+def test_parse_hand_written_bytes():
+    sd = GroupMSAMembership.from_bytes(manual_sd([A, B]))
+    assert sd.owner == OWNER_SID
+    assert sd.group is None
+    assert sd.allowed_sids == [A, B]
+    assert all(ace.mask == GMSA_ACCESS_MASK for ace in sd.aces)
+    assert sd.sddl() == 'O:%sD:(A;;0xf01ff;;;%s)(A;;0xf01ff;;;%s)' % (OWNER_SID, A, B)
+
+
+def test_round_trip_bytes_identical():
+    raw = manual_sd([A, B, C])
+    assert GroupMSAMembership.from_bytes(raw).to_bytes() == raw
+
+
+def test_for_principals_deduplicates():
+    assert GroupMSAMembership.for_principals([A, A.lower(), B]).allowed_sids == [A, B]
+
+
+def test_add_is_idempotent_and_preserves():
+    sd = GroupMSAMembership.for_principals([A])
+    assert sd.add([A]) == sd
+    after = sd.add([B, A])
+    assert after.allowed_sids == [A, B]
+    assert sd.allowed_sids == [A]  # original untouched
+
+
+def test_remove_only_named():
+    sd = GroupMSAMembership.for_principals([A, B, C])
+    assert sd.remove([B]).allowed_sids == [A, C]
+    assert sd.remove(['S-1-5-11']) == sd
+
+
+def test_set_replaces():
+    sd = GroupMSAMembership.for_principals([A, B])
+    assert sd.set([C]).allowed_sids == [C]
+    assert sd.set([B, A]).allowed_sids == [A, B]  # existing ACEs kept in place: no change
+    assert sd.set([B, A]) == sd
+    assert sd.set([]).allowed_sids == []
+    assert sd.set([]).to_bytes() == manual_sd([])
+
+
+def test_apply_order():
+    sd = GroupMSAMembership.for_principals([A])
+    assert sd.apply(set=[B], add=[C], remove=[B]).allowed_sids == [C]
+    assert sd.apply().allowed_sids == [A]
+
+
+def deny_ace(sid):
+    body = struct.pack('<L', 0x10) + sdm.sid_to_bytes(sid)
+    return struct.pack('<BBH', 1, 0, 4 + len(body)) + body
+
+
+def object_ace(sid):
+    guid = bytes(range(16))
+    body = struct.pack('<LL', 0x100, 1) + guid + sdm.sid_to_bytes(sid)
+    return struct.pack('<BBH', 5, 0, 4 + len(body)) + body
+
+
+def test_unmanaged_aces_preserved_by_add_remove_set():
+    raw = manual_sd([A, B], extra_aces=deny_ace(C) + object_ace(C), extra_count=2)
+    raw = raw[:20] + b"\x04" + raw[21:]  # object ACEs need ACL revision 4
+    sd = GroupMSAMembership.from_bytes(raw)
+    assert sd.to_bytes() == raw
+    assert sd.allowed_sids == [A, B]
+    assert sd.denied_sids == [C]
+    assert len(sd.unmanaged_aces) == 2
+    for changed in (sd.add([C]), sd.remove([A]), sd.set([C])):
+        assert len(changed.unmanaged_aces) == 2
+        again = GroupMSAMembership.from_bytes(changed.to_bytes())
+        assert again == changed
+        assert again.unmanaged_aces == sd.unmanaged_aces
+    assert sd.set([C]).allowed_sids == [C]
+    # DACL revision goes to 4 when an object ACE is present
+    assert sd.to_bytes()[20] == 4
+
+
+def test_flagged_allow_ace_kept_raw():
+    body = struct.pack('<L', GMSA_ACCESS_MASK) + sdm.sid_to_bytes(C)
+    inherit_only = struct.pack('<BBH', 0, 0x0A, 4 + len(body)) + body
+    raw = manual_sd([A], extra_aces=inherit_only, extra_count=1)
+    sd = GroupMSAMembership.from_bytes(raw)
+    assert sd.allowed_sids == [A]  # inherit-only ACE does not grant on the object itself
+    assert sd.set([]).aces == [sd.aces[1]]
+    assert sd.to_bytes() == raw
+
+
+def test_garbage_raises():
+    for data in (b'', b'\x01\x00', b'\x01' * 7):
+        with pytest.raises(SecurityDescriptorError):
+            GroupMSAMembership.from_bytes(data)
+
+
+def test_equality_and_repr():
+    assert GroupMSAMembership.for_principals([A]) != GroupMSAMembership.for_principals([B])
+    assert A in repr(GroupMSAMembership.for_principals([A]))
+    assert Ace.allow(A) == Ace.allow(A)
+    assert len({Ace.allow(A), Ace.allow(A)}) == 1
