@@ -31,11 +31,14 @@ find_python() {
   return 1
 }
 
-# ensure_venv NAME PYTHON CORE: a cached venv with ansible-core==CORE plus the collection's and the
-# tests' requirements; rebuilt only when the requirement files change.
+# ensure_venv NAME PYTHON CORE [EXTRA_REQUIREMENTS...]: a cached venv with ansible-core==CORE plus the
+# collection's and the tests' requirements; rebuilt only when a requirement file changes.
 ensure_venv() {
-  local name=$1 python=$2 core=$3 venv="$WINKUBE_GMSA_CACHE/venv-$1" stamp
-  stamp=$(cat "$REPO/requirements.txt" "$REPO/tests/requirements.txt" | sha256sum | cut -c1-16)-$core-$("$python" -V 2>&1 | tr -d ' ')
+  local python=$2 core=$3 venv="$WINKUBE_GMSA_CACHE/venv-$1" stamp req
+  shift 3
+  local -a reqs=("$REPO/requirements.txt" "$REPO/tests/requirements.txt" "$@") pip_args=()
+  for req in "${reqs[@]}"; do pip_args+=(-r "$req"); done
+  stamp=$(cat "${reqs[@]}" | sha256sum | cut -c1-16)-$core-$("$python" -V 2>&1 | tr -d ' ')
   if [ -f "$venv/.stamp" ] && [ "$(cat "$venv/.stamp")" = "$stamp" ]; then
     echo "$venv"; return 0
   fi
@@ -44,7 +47,7 @@ ensure_venv() {
   "$python" -m venv "$venv" >&2
   "$venv/bin/pip" install -q --disable-pip-version-check --upgrade pip >&2
   "$venv/bin/pip" install -q --disable-pip-version-check "ansible-core==$core" \
-    -r "$REPO/requirements.txt" -r "$REPO/tests/requirements.txt" >&2
+    "${pip_args[@]}" >&2
   echo "$stamp" >"$venv/.stamp"
   echo "$venv"
 }
@@ -52,7 +55,7 @@ ensure_venv() {
 newest_venv() {
   local py
   py=$(find_python 12 13) || die "ansible-core $NEWEST_CORE needs Python 3.12 or 3.13 and none was found on PATH or under pyenv. Install one (for example 'pyenv install 3.13') and run again."
-  ensure_venv newest "$py" "$NEWEST_CORE"
+  ensure_venv newest "$py" "$NEWEST_CORE" "$REPO/tests/requirements-tools.txt"
 }
 
 oldest_venv() {

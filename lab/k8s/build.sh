@@ -6,9 +6,12 @@
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
-BINARIES=(kube-apiserver kube-controller-manager kube-scheduler etcd kwok)
+BINARIES=(kube-apiserver kube-controller-manager kube-scheduler etcd kwok gmsa-webhook-standin)
 PACKAGES=(k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager
-          k8s.io/kubernetes/cmd/kube-scheduler ./cmd/etcd sigs.k8s.io/kwok/cmd/kwok)
+          k8s.io/kubernetes/cmd/kube-scheduler ./cmd/etcd sigs.k8s.io/kwok/cmd/kwok ./cmd/gmsa-webhook-standin)
+# kwok's own stage definitions (from its module), written next to the binaries for start.sh.
+KWOK_STAGES=(node/fast/node-initialize.yaml node/heartbeat/node-heartbeat.yaml pod/fast/pod-ready.yaml
+             pod/fast/pod-complete.yaml pod/fast/pod-delete.yaml)
 
 stamp_value=$(cat "$K8S_DIR/versions.env" "$K8S_DIR/wrapper/go.mod" "$K8S_DIR/wrapper/go.sum" \
     "$K8S_DIR/build.sh" | sha256sum | cut -c1-16)
@@ -16,6 +19,7 @@ stamp=$BIN_DIR/.stamp
 have_all() {
     local b
     for b in "${BINARIES[@]}"; do [ -x "$BIN_DIR/$b" ] || return 1; done
+    [ -s "$BIN_DIR/kwok-stages.yaml" ] || return 1
     [ "$(cat "$stamp" 2>/dev/null)" = "$stamp_value" ]
 }
 if [ "${1:-}" != "--force" ] && have_all; then
@@ -33,7 +37,7 @@ cd "$K8S_DIR/wrapper"
 start=$SECONDS
 log "$(go version); proxy $GOPROXY; cache $CACHE"
 log "downloading modules (Kubernetes $K8S_VERSION, kwok $KWOK_VERSION)"
-go mod download -x 2>&1 | grep -c '^# get' | xargs -I{} echo "[k8s-lab] {} module files fetched" >&2 || true
+go mod download
 log "modules ready after $((SECONDS - start)) s; module cache $(du -sh "$GOMODCACHE" | cut -f1)"
 
 # Upstream's ldflags (hack/lib/version.sh), so /version reports the real version.
@@ -67,6 +71,8 @@ if [ "$rc" -ne 0 ]; then
     exit "$rc"
 fi
 for b in "${BINARIES[@]}"; do mv -f "$tmp_out/$b" "$BIN_DIR/$b"; done
+kwok_dir=$(go list -m -f '{{.Dir}}' sigs.k8s.io/kwok)
+for f in "${KWOK_STAGES[@]}"; do echo '---'; cat "$kwok_dir/kustomize/stage/$f"; done >"$BIN_DIR/kwok-stages.yaml"
 rm -rf "$tmp_out"
 echo "$stamp_value" >"$stamp"
 log "built in $((SECONDS - start)) s: $(cd "$BIN_DIR" && ls -s --block-size=M "${BINARIES[@]}" | tr '\n' ' ')"

@@ -1,0 +1,484 @@
+# -*- coding: utf-8 -*-
+# Copyright: winkube.gmsa contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Declarative attribute table and planner for AD objects (pure: no I/O).
+
+A module describes its object as a list of ``Row``: the module option, the LDAP attribute, a codec
+(LDAP values <-> Python values), how the option is applied (``scalar``, ``list`` with add/remove/set
+or ``flag`` bits of an integer attribute), whether values name principals (resolved to SIDs or DNs by
+the caller before planning), whether it may only be set at creation, and a validator.
+
+``plan(rows, desired, current)`` compares what the task asks with the object read from the directory
+and returns a ``Plan``: the attributes to create the object with, or the LDAP changes to make
+(``{attribute: [(op, values), ...]}`` as ``Directory.modify`` takes them), plus ``before``/``after``
+per option for ``--diff`` and ``changed``. Check mode is simply: plan, report, do not write. The same
+table can drive another backend (e.g. PowerShell AD cmdlets over WinRM), since the plan is data.
+"""
+
+from __future__ import annotations
+
+from ansible_collections.winkube.gmsa.plugins.module_utils.models.security_descriptor import (
+    GroupMSAMembership,
+    SecurityDescriptorError,
+)
+
+LIST_ACTIONS = ('add', 'remove', 'set')
+
+
+class PlanError(ValueError):
+    """The task asks for something that cannot be done; ``option`` names the module option at fault."""
+
+    def __init__(self, message, option=None):
+        super(PlanError, self).__init__(message)
+        self.message = message
+        self.option = option
+
+    def __str__(self):
+        return self.message
+
+
+def _text(value):
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value).decode('utf-8')
+    return str(value)
+
+
+def normalize_dn(dn):
+    """Comparison key of a DN: lower case, no blanks around separators (escapes kept)."""
+    out, escaped = [], False
+    parts, current = [], ''
+    for char in _text(dn):
+        if escaped:
+            current += char
+            escaped = False
+        elif char == '\\':
+            current += char
+            escaped = True
+        elif char == ',':
+            parts.append(current)
+            current = ''
+        else:
+            current += char
+    parts.append(current)
+    for part in parts:
+        key, sep, value = part.partition('=')
+        out.append(key.strip().lower() + sep + value.strip().lower())
+    return ','.join(out)
+
+
+# ------------------------------------------------------------------------------------------------
+# Codecs: decode(list of LDAP values) -> native; encode(native) -> list of LDAP values
+# ------------------------------------------------------------------------------------------------
+
+class TextCodec:
+    """Single-valued string. An empty string clears the attribute."""
+
+    def __init__(self, case_insensitive=False):
+        self.case_insensitive = case_insensitive
+
+    def decode(self, values):
+        return _text(values[0]) if values else None
+
+    def encode(self, value):
+        return [value] if value not in (None, '') else []
+
+    def key(self, value):
+        if value in (None, ''):
+            return None
+        return value.lower() if self.case_insensitive else value
+
+    def display(self, value, labels=None):
+        return value
+
+    def empty(self):
+        return None
+
+
+class IntCodec(TextCodec):
+    def decode(self, values):
+        return int(_text(values[0])) if values else None
+
+    def encode(self, value):
+        return [str(int(value))] if value is not None else []
+
+    def key(self, value):
+        return None if value is None else int(value)
+
+
+class ListCodec:
+    """Multi-valued attribute as a list (order kept, duplicates by key dropped)."""
+
+    multi_valued = True
+
+    def __init__(self, case_insensitive=True, dn=False):
+        self.case_insensitive = case_insensitive
+        self.dn = dn
+
+    def item_key(self, item):
+        if self.dn:
+            return normalize_dn(item)
+        return item.lower() if self.case_insensitive else item
+
+    def decode(self, values):
+        return self.unique([_text(v) for v in values or []])
+
+    def encode(self, value):
+        return list(value or [])
+
+    def unique(self, items):
+        out, seen = [], set()
+        for item in items:
+            k = self.item_key(item)
+            if k not in seen:
+                seen.add(k)
+                out.append(item)
+        return out
+
+    def key(self, value):
+        return frozenset(self.item_key(i) for i in value or [])
+
+    def apply(self, current, add=None, remove=None, set=None):  # pylint: disable=redefined-builtin
+        items = list(current or [])
+        if set is not None:
+            wanted = {self.item_key(i) for i in set}
+            items = [i for i in items if self.item_key(i) in wanted]
+            have = {self.item_key(i) for i in items}
+            items += [i for i in self.unique(set) if self.item_key(i) not in have]
+        if add:
+            have = {self.item_key(i) for i in items}
+            for item in self.unique(add):
+                if self.item_key(item) not in have:
+                    items.append(item)
+                    have.add(self.item_key(item))
+        if remove:
+            drop = {self.item_key(i) for i in remove}
+            items = [i for i in items if self.item_key(i) not in drop]
+        return items
+
+    def display(self, value, labels=None):
+        labels = labels or {}
+        return [labels.get(self.item_key(i), i) for i in value or []]
+
+    def empty(self):
+        return []
+
+
+class BitListCodec:
+    """A list of names stored as bits of one integer (e.g. msDS-SupportedEncryptionTypes)."""
+
+    multi_valued = False
+
+    def __init__(self, bits):
+        self.bits = dict(bits)  # name -> bit value (may be several bits)
+
+    def decode(self, values):
+        return int(_text(values[0])) if values else None
+
+    def encode(self, value):
+        return [str(int(value))] if value is not None else []
+
+    def names(self, value):
+        return [name for name, bit in self.bits.items() if value and value & bit == bit]
+
+    def key(self, value):
+        return None if value is None else int(value)
+
+    def apply(self, current, add=None, remove=None, set=None):  # pylint: disable=redefined-builtin
+        value = current or 0
+        if set is not None:
+            known = 0
+            for bit in self.bits.values():
+                known |= bit
+            value &= ~known  # unknown bits (e.g. FAST/compound flags) are kept
+            for name in set:
+                value |= self.bits[name]
+        for name in add or []:
+            value |= self.bits[name]
+        for name in remove or []:
+            value &= ~self.bits[name]
+        return value
+
+    def display(self, value, labels=None):
+        return None if value is None else self.names(value)
+
+    def empty(self):
+        return None
+
+
+class SecurityDescriptorCodec:
+    """msDS-GroupMSAMembership: a security descriptor edited as a list of allowed SIDs."""
+
+    multi_valued = False
+
+    def decode(self, values):
+        if not values:
+            return None
+        raw = values[0]
+        if isinstance(raw, str):
+            raw = raw.encode('latin-1')
+        return GroupMSAMembership.from_bytes(raw)
+
+    def encode(self, value):
+        return [value.to_bytes()] if value is not None else []
+
+    def key(self, value):
+        return None if value is None else tuple(a.key() for a in value.aces)
+
+    def apply(self, current, add=None, remove=None, set=None):  # pylint: disable=redefined-builtin
+        sd = current if current is not None else GroupMSAMembership()
+        return sd.apply(add=add, remove=remove, set=set)
+
+    def display(self, value, labels=None):
+        labels = labels or {}
+        return [labels.get(sid, sid) for sid in value.allowed_sids] if value is not None else []
+
+    def empty(self):
+        return None
+
+
+# ------------------------------------------------------------------------------------------------
+# Rows
+# ------------------------------------------------------------------------------------------------
+
+class Row:
+    """One module option mapped to one LDAP attribute.
+
+    kind: ``scalar`` (value or None = leave alone), ``list`` (dict with add/remove/set, or None),
+    ``flag`` (bool for ``flag_bit`` of an integer attribute; ``flag_inverted`` when the bit means False).
+    principals: ``None``, ``'sid'`` or ``'dn'``: values are principal names the caller resolves to that
+    form before planning (see ``principal_names``/``resolve_principals``).
+    create_only: the attribute may only be set when the object is created.
+    default: the value used at creation when the option is not given (list options: a list = set).
+    validate: callable(value) raising ValueError with a message that does not need the option name.
+    """
+
+    def __init__(self, option, attribute, codec, kind='scalar', principals=None, create_only=False,
+                 default=None, validate=None, flag_bit=None, flag_inverted=False, create_value=None):
+        if kind not in ('scalar', 'list', 'flag'):
+            raise ValueError('unknown row kind %r' % kind)
+        self.option = option
+        self.attribute = attribute
+        self.codec = codec
+        self.kind = kind
+        self.principals = principals
+        self.create_only = create_only
+        self.default = default
+        self.validator = validate
+        self.flag_bit = flag_bit
+        self.flag_inverted = flag_inverted
+        self.create_value = create_value  # flag rows: the integer the attribute starts from on create
+
+    def __repr__(self):
+        return 'Row(%s -> %s)' % (self.option, self.attribute)
+
+
+class Plan:
+    """What to do to one object. ``create`` is the attribute dict for a new object (else None)."""
+
+    def __init__(self):
+        self.create = None
+        self.changes = {}
+        self.before = {}
+        self.after = {}
+        self.changed_options = []
+
+    @property
+    def changed(self):
+        return self.create is not None or bool(self.changes)
+
+    def __repr__(self):
+        return 'Plan(create=%r, changes=%r)' % (self.create, self.changes)
+
+
+def _lower_keys(current):
+    if current is None:
+        return None
+    if hasattr(current, 'raw'):  # ldap_client.Entry
+        current = current.raw
+    return {str(k).lower(): list(v or []) for k, v in current.items()}
+
+
+def list_value(value, option):
+    """Normalize a list option (dict with add/remove/set, or a plain list meaning set)."""
+    if value is None:
+        return None
+    if isinstance(value, (list, tuple)):
+        return {'add': None, 'remove': None, 'set': list(value)}
+    if not isinstance(value, dict):
+        raise PlanError('%s must be a dict with add, remove or set (got %r)' % (option, value), option)
+    unknown = set(value) - set(LIST_ACTIONS) - {'lookup_failure_action'}
+    if unknown:
+        raise PlanError('%s has unknown keys %s; use add, remove or set' % (option, ', '.join(sorted(unknown))),
+                        option)
+    out = {k: (list(value[k]) if value.get(k) is not None else None) for k in LIST_ACTIONS}
+    if all(out[k] is None for k in LIST_ACTIONS):
+        return None
+    return out
+
+
+def validate(rows, desired):
+    """Run every row's validator; return a list of (option, message)."""
+    errors = []
+    for row in rows:
+        value = desired.get(row.option)
+        if value is None or row.validator is None:
+            continue
+        values = [value]
+        if row.kind == 'list':
+            spec = list_value(value, row.option) or {}
+            values = [v for k in LIST_ACTIONS for v in (spec.get(k) or [])]
+            try:
+                for v in values:
+                    row.validator(v)
+            except ValueError as exc:
+                errors.append((row.option, str(exc)))
+            continue
+        try:
+            row.validator(value)
+        except ValueError as exc:
+            errors.append((row.option, str(exc)))
+    return errors
+
+
+def principal_names(rows, desired):
+    """Every principal name the desired values mention: [(option, name)], in order."""
+    out = []
+    for row in rows:
+        if not row.principals or desired.get(row.option) is None:
+            continue
+        spec = list_value(desired[row.option], row.option) if row.kind == 'list' else None
+        names = [v for k in LIST_ACTIONS for v in (spec.get(k) or [])] if spec else [desired[row.option]]
+        out.extend((row.option, name) for name in names)
+    return out
+
+
+def resolve_principals(rows, desired, resolve):
+    """Return desired with principal names replaced by ``resolve(option, name)`` (a SID or a DN)."""
+    out = dict(desired)
+    for row in rows:
+        if not row.principals or desired.get(row.option) is None:
+            continue
+        if row.kind == 'list':
+            spec = list_value(desired[row.option], row.option)
+            out[row.option] = {k: ([resolve(row.option, n) for n in spec[k]] if spec[k] is not None else None)
+                               for k in LIST_ACTIONS}
+        else:
+            out[row.option] = resolve(row.option, desired[row.option])
+    return out
+
+
+def _desired_native(row, value, current_native, creating):
+    """The native value the option asks for, given the current native value (None = unmanaged)."""
+    if value is None and creating and row.default is not None:
+        value = row.default
+    if value is None:
+        return current_native, False
+    if row.kind == 'list':
+        spec = list_value(value, row.option)
+        if spec is None:
+            return current_native, False
+        try:
+            return row.codec.apply(current_native, add=spec['add'], remove=spec['remove'], set=spec['set']), True
+        except SecurityDescriptorError as exc:
+            raise PlanError('%s: %s' % (row.option, exc), row.option)
+        except KeyError as exc:
+            raise PlanError('%s: unknown value %s' % (row.option, exc), row.option)
+    return value, True
+
+
+def plan(rows, desired, current=None, labels=None):
+    """Plan the changes that make ``current`` (None = does not exist) match ``desired``.
+
+    desired: option -> value (principal options already resolved to SIDs/DNs). current: mapping of
+    attribute -> list of LDAP values (an ``Entry`` works). labels: display names for principal values
+    (SID or normalized DN -> name) used in before/after.
+    """
+    cur = _lower_keys(current)
+    creating = cur is None
+    result = Plan()
+    flag_values = {}
+    for row in rows:
+        attr = row.attribute.lower()
+        raw = [] if creating else cur.get(attr, [])
+        if row.kind == 'flag':
+            if attr not in flag_values:
+                start = row.create_value if creating else (int(_text(raw[0])) if raw else 0)
+                flag_values[attr] = [start, start, row.attribute]
+            now = flag_values[attr][1]
+            is_set = bool(now & row.flag_bit)
+            before = None if creating else (is_set != row.flag_inverted)
+            value = desired.get(row.option)
+            if value is None and creating:
+                value = row.default
+            if value is not None:
+                want_bit = bool(value) != row.flag_inverted
+                flag_values[attr][1] = (now | row.flag_bit) if want_bit else (now & ~row.flag_bit)
+            after_now = flag_values[attr][1]
+            result.before[row.option] = before
+            result.after[row.option] = bool(after_now & row.flag_bit) != row.flag_inverted
+            if before != result.after[row.option]:
+                result.changed_options.append(row.option)
+            continue
+        try:
+            current_native = row.codec.decode(raw) if raw else row.codec.empty()
+        except (ValueError, SecurityDescriptorError) as exc:
+            raise PlanError('cannot read %s (%s) of the existing object: %s' % (row.attribute, row.option, exc),
+                            row.option)
+        target, managed = _desired_native(row, desired.get(row.option), current_native, creating)
+        result.before[row.option] = None if creating else row.codec.display(current_native, labels)
+        result.after[row.option] = row.codec.display(target, labels)
+        if not managed or row.codec.key(target) == row.codec.key(current_native):
+            if creating and managed and row.codec.encode(target):
+                result.create = result.create or {}
+                result.create[row.attribute] = row.codec.encode(target)
+            continue
+        result.changed_options.append(row.option)
+        if creating:
+            encoded = row.codec.encode(target)
+            if encoded:
+                result.create = result.create or {}
+                result.create[row.attribute] = encoded
+            continue
+        if row.create_only:
+            raise PlanError(
+                '%s can only be set when the object is created (%s is %s, the task asks for %s); '
+                'leave it out or delete and re-create the object'
+                % (row.option, row.attribute, row.codec.display(current_native), row.codec.display(target)),
+                row.option)
+        result.changes[row.attribute] = _changes(row, current_native, target)
+    for attr, (start, end, name) in flag_values.items():
+        if creating:
+            result.create = result.create or {}
+            result.create[name] = [str(end)]
+        elif start != end:
+            result.changes[name] = [('replace', [str(end)])]
+    if creating and result.create is None:
+        result.create = {}
+    return result
+
+
+def _changes(row, current_native, target):
+    codec = row.codec
+    if getattr(codec, 'multi_valued', False):
+        have = {codec.item_key(i) for i in current_native or []}
+        want = {codec.item_key(i) for i in target or []}
+        ops = []
+        removed = [i for i in current_native or [] if codec.item_key(i) not in want]
+        added = [i for i in target or [] if codec.item_key(i) not in have]
+        if not target:
+            return [('replace', [])]
+        if removed:
+            ops.append(('delete', removed))
+        if added:
+            ops.append(('add', added))
+        return ops
+    return [('replace', codec.encode(target))]
+
+
+def diff_text(value):
+    """Stable representation for --diff output (lists sorted case-insensitively)."""
+    if isinstance(value, dict):
+        return {k: diff_text(v) for k, v in sorted(value.items())}
+    if isinstance(value, list):
+        return sorted((diff_text(v) for v in value), key=lambda x: str(x).lower())
+    return value
