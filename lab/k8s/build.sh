@@ -31,7 +31,7 @@ command -v go >/dev/null || { echo "go is not installed" >&2; exit 1; }
 go_env
 grep -q "k8s.io/kubernetes $K8S_VERSION" "$K8S_DIR/wrapper/go.mod" \
     || { echo "wrapper/go.mod is not for $K8S_VERSION: run lab/k8s/update-wrapper.sh" >&2; exit 1; }
-export GOFLAGS=-mod=readonly
+export GOFLAGS="-mod=readonly -buildvcs=false"
 mkdir -p "$GOMODCACHE" "$GOCACHE" "$GOPATH" "$BIN_DIR"
 cd "$K8S_DIR/wrapper"
 start=$SECONDS
@@ -75,5 +75,5 @@ kwok_dir=$(go list -m -f '{{.Dir}}' sigs.k8s.io/kwok)
 for f in "${KWOK_STAGES[@]}"; do echo '---'; cat "$kwok_dir/kustomize/stage/$f"; done >"$BIN_DIR/kwok-stages.yaml"
 rm -rf "$tmp_out"
 echo "$stamp_value" >"$stamp"
-log "built in $((SECONDS - start)) s: $(cd "$BIN_DIR" && ls -s --block-size=M "${BINARIES[@]}" | tr '\n' ' ')"
+log "built in $((SECONDS - start)) s: $(cd "$BIN_DIR" && du -m "${BINARIES[@]}" | awk "{printf \"%s %s MB, \", \$2, \$1}")"
 log "cache size: $(du -sh "$CACHE" | cut -f1)"

@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034
 # Shared settings for the lab/k8s scripts (sourced, not run).
 K8S_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_ROOT=$(cd "$K8S_DIR/../.." && pwd)
@@ -13,7 +14,7 @@ go_env() {
     export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=mod
     # The machine's proxy setting, less the direct fallback: modules come from the proxy only.
     local proxy
-    proxy=$(GOPROXY= go env GOPROXY 2>/dev/null)
+    proxy=$(GOPROXY='' go env GOPROXY 2>/dev/null)
     proxy=${GOPROXY:-$proxy}
     proxy=$(printf '%s' "$proxy" | sed -e 's/[,|]direct//g' -e 's/^direct[,|]\{0,1\}//')
     [ -n "$proxy" ] || { echo "no Go module proxy configured (GOPROXY)" >&2; return 1; }

@@ -90,7 +90,8 @@ samba-tool domain provision --realm="$REALM" --domain="$DOMAIN" --server-role=dc
 log "provisioned in $(printf '%.1f' "$(echo "$(date +%s.%N) - $start_ts" | bc 2>/dev/null || echo 0)") s"
 
 # setsid: samba becomes the leader of a new process group; stop.sh signals that group only.
-setsid samba -i -s "$STATE/dc/etc/smb.conf" </dev/null >"$STATE/samba.log" 2>&1 &
+# 9>&- : the lock must not be inherited by the long-running DC.
+setsid samba -i -s "$STATE/dc/etc/smb.conf" </dev/null >"$STATE/samba.log" 2>&1 9>&- &
 pgid=$!
 echo "$pgid" >"$STATE/pgid"
 log "samba started, process group $pgid; waiting for LDAPS on $SERVER:636"

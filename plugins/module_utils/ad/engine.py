@@ -482,3 +482,210 @@ def diff_text(value):
     if isinstance(value, list):
         return sorted((diff_text(v) for v in value), key=lambda x: str(x).lower())
     return value
+
+
+# ------------------------------------------------------------------------------------------------
+# The gMSA table (shared by winkube.gmsa.gmsa, gmsa_info and host_group)
+# ------------------------------------------------------------------------------------------------
+
+GMSA_OBJECT_CLASS = ['top', 'person', 'organizationalPerson', 'user', 'computer', 'msDS-GroupManagedServiceAccount']
+WORKSTATION_TRUST_ACCOUNT = 0x1000
+ACCOUNTDISABLE = 0x2
+SAM_MAX_LENGTH = 15  # including the trailing $
+SAM_FORBIDDEN = '"/\\[]:;|=,+*?<>@'
+ENCRYPTION_TYPES = {'des': 0x3, 'rc4': 0x4, 'aes128': 0x8, 'aes256': 0x10}
+WEAK_ENCRYPTION_TYPES = ('des', 'rc4')
+DEFAULT_ENCRYPTION_TYPES = ['aes128', 'aes256']
+DEFAULT_PASSWORD_INTERVAL_DAYS = 30
+
+
+def _has_control(value):
+    return any(ord(c) < 32 or ord(c) == 127 for c in value)
+
+
+def check_sam_account_name(value):
+    """Raise ValueError naming the rule a gMSA sAMAccountName (with its trailing $) breaks."""
+    if not value.endswith('$'):
+        raise ValueError('%r must end with $' % value)
+    base = value[:-1]
+    if not base:
+        raise ValueError('%r is empty before the trailing $' % value)
+    if len(value) > SAM_MAX_LENGTH:
+        raise ValueError('%r has %d characters; a gMSA sAMAccountName is at most %d characters including '
+                         'the trailing $ (%d before it)' % (value, len(value), SAM_MAX_LENGTH, SAM_MAX_LENGTH - 1))
+    bad = sorted(set(c for c in base if c in SAM_FORBIDDEN or c == '$' or ord(c) < 32 or ord(c) == 127))
+    if bad:
+        raise ValueError('%r contains characters not allowed in a sAMAccountName: %s (not allowed: %s, $ '
+                         'before the end, control characters)' % (value, ' '.join(repr(c) for c in bad),
+                                                                  ' '.join(SAM_FORBIDDEN)))
+    if base.strip('. ') == '' or base != base.strip() or base.endswith('.'):
+        raise ValueError('%r must not start or end with a space, end with a dot or consist only of dots and '
+                         'spaces' % value)
+
+
+def sam_for(name, sam_account_name=None):
+    """The sAMAccountName a gMSA gets: sam_account_name (with $ appended) or <name>$."""
+    value = sam_account_name if sam_account_name else name
+    return value if value.endswith('$') else value + '$'
+
+
+def check_gmsa_name(name, sam_account_name=None):
+    """Validate name (the object's CN) and the derived/explicit sAMAccountName; return [(option, msg)]."""
+    errors = []
+    if not name or _has_control(name) or name != name.strip():
+        errors.append(('name', 'name %r must be non-empty, without control characters (NUL, newline) and '
+                       'without leading or trailing spaces' % (name,)))
+        return errors
+    if len(name) > 64:
+        errors.append(('name', 'name %r is longer than 64 characters (the limit of cn)' % name))
+    sam = sam_for(name, sam_account_name)
+    try:
+        check_sam_account_name(sam)
+    except ValueError as exc:
+        if sam_account_name:
+            errors.append(('sam_account_name', 'sam_account_name: %s' % exc))
+        else:
+            short = ''.join(c for c in name if c not in SAM_FORBIDDEN and ord(c) >= 32)[:SAM_MAX_LENGTH - 1]
+            errors.append(('name', 'name %r cannot be used as the sAMAccountName: %s. Keep name as it is and set '
+                           'sam_account_name to a valid short name (for example %r)'
+                           % (name, exc, (short.strip('. ') or 'gmsa1') + '$')))
+    return errors
+
+
+def check_spn(value):
+    """service/host[:port][/service_name]: no blanks or control characters, a service class and a host."""
+    if not isinstance(value, str) or _has_control(value) or ' ' in value:
+        raise ValueError('SPN %r must not contain blanks or control characters' % (value,))
+    service, sep, rest = value.partition('/')
+    if not sep or not service or not rest or rest.startswith('/'):
+        raise ValueError('SPN %r must look like service/host[:port][/name], e.g. HTTP/web.contoso.com' % value)
+
+
+def check_text(value):
+    if '\x00' in value:
+        raise ValueError('%r contains a NUL character' % value)
+
+
+def check_interval(value):
+    if not 1 <= int(value) <= 0x7FFFFFFF:
+        raise ValueError('%r must be a number of days between 1 and 2147483647' % value)
+
+
+GMSA_ROWS = [
+    Row('sam_account_name', 'sAMAccountName', TextCodec(case_insensitive=True), validate=check_sam_account_name),
+    Row('dns_host_name', 'dNSHostName', TextCodec(case_insensitive=True), validate=check_text),
+    Row('description', 'description', TextCodec(), validate=check_text),
+    Row('service_principal_names', 'servicePrincipalName', ListCodec(case_insensitive=True), kind='list',
+        validate=check_spn),
+    Row('allowed_to_retrieve_password', 'msDS-GroupMSAMembership', SecurityDescriptorCodec(), kind='list',
+        principals='sid'),
+    Row('kerberos_encryption_types', 'msDS-SupportedEncryptionTypes', BitListCodec(ENCRYPTION_TYPES), kind='list',
+        default={'set': DEFAULT_ENCRYPTION_TYPES}),
+    Row('managed_password_interval_days', 'msDS-ManagedPasswordInterval', IntCodec(), create_only=True,
+        default=DEFAULT_PASSWORD_INTERVAL_DAYS, validate=check_interval),
+    Row('enabled', 'userAccountControl', None, kind='flag', flag_bit=ACCOUNTDISABLE, flag_inverted=True,
+        default=True, create_value=WORKSTATION_TRUST_ACCOUNT),
+]
+
+GMSA_READ_ATTRIBUTES = ['cn', 'distinguishedName', 'objectSid', 'objectGUID', 'objectClass'] + \
+    [row.attribute for row in GMSA_ROWS]
+
+GROUP_SCOPES = {'domainlocal': 0x4, 'global': 0x2, 'universal': 0x8}
+GROUP_SECURITY = 0x80000000
+
+
+def group_type(scope):
+    """groupType of a security group of that scope, as the signed 32-bit integer AD stores."""
+    value = GROUP_SCOPES[scope] | GROUP_SECURITY
+    return value - (1 << 32) if value & 0x80000000 else value
+
+
+def group_scope(value):
+    value = int(value) & 0xFFFFFFFF
+    for name, bit in GROUP_SCOPES.items():
+        if value & bit:
+            return name
+    return None
+
+
+class GroupScopeCodec(IntCodec):
+    """groupType shown and compared as its scope name (security groups)."""
+
+    def decode(self, values):
+        return group_scope(_text(values[0])) if values else None
+
+    def encode(self, value):
+        return [str(group_type(value))] if value else []
+
+    def key(self, value):
+        return value
+
+
+HOST_GROUP_ROWS = [
+    Row('sam_account_name', 'sAMAccountName', TextCodec(case_insensitive=True)),
+    Row('scope', 'groupType', GroupScopeCodec(), create_only=True, default='domainlocal'),
+    Row('description', 'description', TextCodec(), validate=check_text),
+    Row('members', 'member', ListCodec(dn=True), kind='list', principals='dn'),
+]
+
+
+# ------------------------------------------------------------------------------------------------
+# Reading gMSAs (the only I/O here goes through a Directory passed in; one search per call)
+# ------------------------------------------------------------------------------------------------
+
+def parent_dn(dn):
+    """The DN without its first RDN (escaped commas respected)."""
+    escaped = False
+    for index, char in enumerate(dn):
+        if escaped:
+            escaped = False
+        elif char == '\\':
+            escaped = True
+        elif char == ',':
+            return dn[index + 1:]
+    return ''
+
+
+def gmsa_filter(escape, names=(), sams=()):
+    """OR filter on cn and sAMAccountName (values escaped with ``escape``); None when nothing to find."""
+    clauses = []
+    for sam in sams:
+        clause = '(sAMAccountName=%s)' % escape(sam)
+        if clause not in clauses:
+            clauses.append(clause)
+    for name in names:
+        clause = '(cn=%s)' % escape(name)
+        if clause not in clauses:
+            clauses.append(clause)
+    if not clauses:
+        return None
+    return clauses[0] if len(clauses) == 1 else '(|%s)' % ''.join(clauses)
+
+
+def is_gmsa(entry):
+    return any(c.lower() == 'msds-groupmanagedserviceaccount' for c in entry.values('objectClass'))
+
+
+def find_account(entries, name, sam, path=None):
+    """The entry a task's account refers to: same sAMAccountName, else cn=name directly under path."""
+    for entry in entries:
+        if (entry.get('sAMAccountName') or '').lower() == sam.lower():
+            return entry
+    if path:
+        for entry in entries:
+            if (entry.get('cn') or '').lower() == name.lower() and normalize_dn(parent_dn(entry.dn)) == normalize_dn(path):
+                return entry
+    return None
+
+
+def gmsa_facts(entry, rows=None):
+    """Option-named facts of an existing gMSA entry (allowed principals as SIDs)."""
+    current = plan(rows or GMSA_ROWS, {}, entry).before
+    facts = {
+        'name': entry.get('cn'),
+        'distinguished_name': entry.dn,
+        'sid': entry.sid(),
+        'object_guid': entry.guid(),
+    }
+    facts.update(current)
+    return facts

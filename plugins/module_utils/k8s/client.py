@@ -15,6 +15,7 @@ import json
 import os
 import ssl
 import tempfile
+import time
 
 try:
     from urllib.parse import urlencode, urlparse
@@ -92,7 +93,7 @@ def build_configuration(params):
     """A kubernetes.client.Configuration from the module's connection parameters."""
     if not HAS_K8S:
         raise K8sConnectionError('the kubernetes Python package is required')
-    kubeconfig = params.get('kubeconfig')
+    kubeconfig = params.get('kubeconfig') or None
     context = params.get('context')
     host = params.get('host')
     api_key = params.get('api_key')
@@ -170,6 +171,7 @@ class Transport(object):
         self.timeout = timeout
         self.count = 0
         self.counts = {}
+        self.retries = 8
         kwargs = {'maxsize': 4}
         if self.host.startswith('https'):
             if configuration.verify_ssl:
@@ -213,15 +215,24 @@ class Transport(object):
         if body is not None:
             data = json.dumps(body).encode('utf-8')
             content_type = content_type or 'application/json'
-        self.count += 1
-        self.counts[method] = self.counts.get(method, 0) + 1
-        try:
-            response = self.pool.request(method, url, body=data, headers=self._headers(content_type),
-                                         timeout=urllib3.Timeout(connect=10, read=self.timeout), retries=False)
-        except urllib3.exceptions.SSLError as exc:
-            raise K8sConnectionError('TLS error talking to the API server %s: %s' % (self.host, exc))
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise K8sConnectionError('cannot reach the API server %s: %s' % (self.host, exc))
+        for attempt in range(self.retries + 1):
+            self.count += 1
+            self.counts[method] = self.counts.get(method, 0) + 1
+            try:
+                response = self.pool.request(method, url, body=data, headers=self._headers(content_type),
+                                             timeout=urllib3.Timeout(connect=10, read=self.timeout), retries=False)
+            except urllib3.exceptions.SSLError as exc:
+                raise K8sConnectionError('TLS error talking to the API server %s: %s' % (self.host, exc))
+            except (urllib3.exceptions.HTTPError, OSError) as exc:
+                raise K8sConnectionError('cannot reach the API server %s: %s' % (self.host, exc))
+            # 429: the API server asks us to come back (e.g. storage of a new CRD still initializing)
+            if response.status != 429 or attempt == self.retries:
+                break
+            try:
+                delay = float(response.headers.get('Retry-After') or 1)
+            except ValueError:
+                delay = 1.0
+            time.sleep(min(max(delay, 0.2), 2.0) if attempt else 0.2)
         text = response.data.decode('utf-8', 'replace') if response.data else ''
         try:
             decoded = json.loads(text) if text else {}

@@ -1,0 +1,224 @@
+# -*- coding: utf-8 -*-
+# Copyright: winkube.gmsa contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Credential spec content for a gMSA: the JSON that Microsoft's New-CredentialSpec writes.
+
+Pure model, no I/O. ``build_credential_spec(domain, account, ...)`` returns a dict::
+
+    {
+      "CmsPlugins": ["ActiveDirectory"],
+      "DomainJoinConfig": {"Sid": <domain SID>, "MachineAccountName": <gMSA>, "Guid": <domain GUID>,
+                           "DnsTreeName": <forest root DNS>, "DnsName": <domain DNS>,
+                           "NetBiosName": <NetBIOS>},
+      "ActiveDirectoryConfig": {
+        "GroupManagedServiceAccounts": [{"Name": <gMSA>, "Scope": <domain DNS>},
+                                        {"Name": <gMSA>, "Scope": <NetBIOS>}, ...additional accounts],
+        "HostAccountConfig": {"PortableCcgVersion": "1", "PluginGUID": ..., "PluginInput": ...}  # optional
+      }
+    }
+
+``domain`` is the result of the winkube.gmsa.domain_info module (keys ``dns_name``, ``netbios_name``,
+``domain_guid``, ``domain_sid``, ``forest_dns_name``); PascalCase keys as in DomainJoinConfig are
+accepted too. ``Sid`` is the *domain* SID, as New-CredentialSpec writes it, not the gMSA's.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+
+AZURE_KEY_VAULT_PLUGIN_GUID = '{CCC2A336-D7F3-4818-A213-272B7924213E}'
+AWS_SECRETS_MANAGER_PLUGIN_GUID = '{859E1386-BDB4-49E8-85C7-3070B13920E1}'
+
+_DOMAIN_KEYS = {
+    'dns_name': ('dns_name', 'DnsName', 'dns_domain'),
+    'netbios_name': ('netbios_name', 'NetBiosName'),
+    'domain_guid': ('domain_guid', 'Guid', 'guid'),
+    'domain_sid': ('domain_sid', 'Sid', 'sid'),
+    'forest_dns_name': ('forest_dns_name', 'DnsTreeName', 'forest_dns'),
+}
+
+# Characters AD refuses in sAMAccountName (plus whitespace at the ends).
+_BAD_ACCOUNT_CHARS = re.compile(r'["/\\\[\]:;|=,+*?<>@]')
+_SID = re.compile(r'^S-1-5-21(-\d+){3}$', re.IGNORECASE)
+_DNS = re.compile(r'^(?=.{1,253}$)([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?)*$')
+_NETBIOS_BAD = re.compile(r'[\\/:*?"<>|.]')
+
+
+class CredentialSpecError(ValueError):
+    """The inputs cannot make a valid credential spec."""
+
+
+def _domain_value(domain, key):
+    for name in _DOMAIN_KEYS[key]:
+        value = domain.get(name)
+        if value not in (None, ''):
+            return str(value)
+    raise CredentialSpecError('domain facts lack %s (pass the result of winkube.gmsa.domain_info)' % key)
+
+
+def account_name(name):
+    """Normalise a gMSA name: strip whitespace and the trailing ``$`` of its sAMAccountName."""
+    if not isinstance(name, str) or not name.strip():
+        raise CredentialSpecError('a gMSA name must be a non-empty string, got %r' % (name,))
+    value = name.strip()
+    if value.endswith('$'):
+        value = value[:-1]
+    if not value or _BAD_ACCOUNT_CHARS.search(value) or value != value.strip():
+        raise CredentialSpecError('invalid gMSA account name %r' % name)
+    return value
+
+
+def normalize_domain(domain):
+    """Check and normalise the domain facts. Returns dict(dns_name, netbios_name, guid, sid, forest)."""
+    if not isinstance(domain, dict):
+        raise CredentialSpecError('domain facts must be a dict (the result of winkube.gmsa.domain_info)')
+    dns_name = _domain_value(domain, 'dns_name').rstrip('.').lower()
+    forest = _domain_value(domain, 'forest_dns_name').rstrip('.').lower()
+    netbios = _domain_value(domain, 'netbios_name').upper()
+    sid = _domain_value(domain, 'domain_sid').upper()
+    guid_text = _domain_value(domain, 'domain_guid')
+    for label, value in (('DNS name', dns_name), ('forest DNS name', forest)):
+        if not _DNS.match(value):
+            raise CredentialSpecError('invalid domain %s %r' % (label, value))
+    if len(netbios) > 15 or _NETBIOS_BAD.search(netbios):
+        raise CredentialSpecError('invalid NetBIOS domain name %r' % netbios)
+    if not _SID.match(sid):
+        raise CredentialSpecError('%r is not a domain SID (S-1-5-21-a-b-c); pass the domain SID, not an '
+                                  'account SID' % sid)
+    try:
+        guid = str(uuid.UUID(guid_text.strip('{}')))
+    except ValueError:
+        raise CredentialSpecError('invalid domain GUID %r' % guid_text)
+    return dict(dns_name=dns_name, netbios_name=netbios, guid=guid, sid=sid, forest=forest)
+
+
+def _additional_entries(item, facts):
+    """An additional account: a name (both scopes of this domain) or {name, scope}."""
+    if isinstance(item, dict):
+        name = item.get('name') or item.get('Name') or item.get('AccountName')
+        scope = item.get('scope') or item.get('Scope') or item.get('domain') or item.get('Domain')
+        if not scope:
+            return [dict(Name=account_name(name), Scope=facts['dns_name']),
+                    dict(Name=account_name(name), Scope=facts['netbios_name'])]
+        return [dict(Name=account_name(name), Scope=str(scope))]
+    return [dict(Name=account_name(item), Scope=facts['dns_name']),
+            dict(Name=account_name(item), Scope=facts['netbios_name'])]
+
+
+def host_account_config(plugin_guid, plugin_input, portable_ccg_version='1'):
+    """HostAccountConfig for non-domain-joined hosts (ccg.exe plugin)."""
+    if not plugin_guid or not plugin_input:
+        raise CredentialSpecError('host_account_config needs plugin_guid and plugin_input')
+    guid_text = str(plugin_guid).strip()
+    try:
+        parsed = uuid.UUID(guid_text.strip('{}'))
+    except ValueError:
+        raise CredentialSpecError('plugin_guid %r is not a GUID' % plugin_guid)
+    if isinstance(plugin_input, (dict, list)):
+        plugin_input = json.dumps(plugin_input, separators=(',', ':'))
+    return dict(PortableCcgVersion=str(portable_ccg_version),
+                PluginGUID='{%s}' % str(parsed).upper(),
+                PluginInput=str(plugin_input))
+
+
+def azure_key_vault_host_account(object_id, secret_uri):
+    """HostAccountConfig for the Azure Key Vault ccg plugin (managed identity + secret URI)."""
+    return host_account_config(AZURE_KEY_VAULT_PLUGIN_GUID,
+                               'ObjectId=%s;SecretUri=%s' % (str(object_id).strip(), str(secret_uri).strip()))
+
+
+def aws_host_account(credential_arn):
+    """HostAccountConfig for the AWS ccg plugin (Secrets Manager ARN)."""
+    return host_account_config(AWS_SECRETS_MANAGER_PLUGIN_GUID,
+                               json.dumps({'credentialArn': credential_arn}, separators=(',', ':')))
+
+
+def _host_config_from(value):
+    if value is None or isinstance(value, dict) and not value:
+        return None
+    if not isinstance(value, dict):
+        raise CredentialSpecError('host_account_config must be a dict')
+    keys = {k.lower(): v for k, v in value.items()}
+    plugin = (keys.get('plugin') or '').lower()
+    if plugin in ('azure', 'azure_key_vault', 'akv'):
+        return azure_key_vault_host_account(keys.get('object_id'), keys.get('secret_uri'))
+    if plugin in ('aws', 'aws_secrets_manager'):
+        return aws_host_account(keys.get('credential_arn'))
+    if plugin:
+        raise CredentialSpecError('unknown host account plugin %r (azure_key_vault, aws, or give '
+                                  'plugin_guid and plugin_input)' % plugin)
+    return host_account_config(keys.get('plugin_guid') or keys.get('pluginguid'),
+                               keys.get('plugin_input') if 'plugin_input' in keys else keys.get('plugininput'),
+                               keys.get('portable_ccg_version') or keys.get('portableccgversion') or '1')
+
+
+def build_credential_spec(domain, account, additional_accounts=None, host_account=None):
+    """The credential spec dict for gMSA ``account`` in ``domain`` (see module docstring)."""
+    facts = normalize_domain(domain)
+    name = account_name(account)
+    accounts = [dict(Name=name, Scope=facts['dns_name']), dict(Name=name, Scope=facts['netbios_name'])]
+    for item in additional_accounts or []:
+        for entry in _additional_entries(item, facts):
+            if entry not in accounts:
+                accounts.append(entry)
+    ad_config = dict(GroupManagedServiceAccounts=accounts)
+    host = _host_config_from(host_account)
+    if host:
+        ad_config['HostAccountConfig'] = host
+    return {
+        'CmsPlugins': ['ActiveDirectory'],
+        'DomainJoinConfig': {
+            'Sid': facts['sid'],
+            'MachineAccountName': name,
+            'Guid': facts['guid'],
+            'DnsTreeName': facts['forest'],
+            'DnsName': facts['dns_name'],
+            'NetBiosName': facts['netbios_name'],
+        },
+        'ActiveDirectoryConfig': ad_config,
+    }
+
+
+def validate_credential_spec(spec):
+    """Problems with a credential spec against the GMSACredentialSpec CRD schema (empty list: valid)."""
+    problems = []
+    if not isinstance(spec, dict):
+        return ['credential spec must be an object']
+    plugins = spec.get('CmsPlugins')
+    if not isinstance(plugins, list) or not all(isinstance(p, str) for p in plugins):
+        problems.append('CmsPlugins must be a list of strings')
+    join = spec.get('DomainJoinConfig')
+    if not isinstance(join, dict):
+        problems.append('DomainJoinConfig missing')
+    else:
+        for key in ('Sid', 'MachineAccountName', 'Guid', 'DnsTreeName', 'DnsName', 'NetBiosName'):
+            if not isinstance(join.get(key), str) or not join.get(key):
+                problems.append('DomainJoinConfig.%s must be a non-empty string' % key)
+    ad_config = spec.get('ActiveDirectoryConfig')
+    if not isinstance(ad_config, dict):
+        problems.append('ActiveDirectoryConfig missing')
+    else:
+        accounts = ad_config.get('GroupManagedServiceAccounts')
+        if not isinstance(accounts, list) or not accounts:
+            problems.append('ActiveDirectoryConfig.GroupManagedServiceAccounts must be a non-empty list')
+        else:
+            for index, entry in enumerate(accounts):
+                if not isinstance(entry, dict) or not all(isinstance(entry.get(k), str) for k in ('Name', 'Scope')):
+                    problems.append('GroupManagedServiceAccounts[%d] needs string Name and Scope' % index)
+        host = ad_config.get('HostAccountConfig')
+        if host is not None:
+            if not isinstance(host, dict) or not all(isinstance(host.get(k), str)
+                                                     for k in ('PortableCcgVersion', 'PluginGUID', 'PluginInput')):
+                problems.append('HostAccountConfig needs string PortableCcgVersion, PluginGUID and PluginInput')
+    known = {'CmsPlugins', 'DomainJoinConfig', 'ActiveDirectoryConfig'}
+    for key in spec:
+        if key not in known:
+            problems.append('unknown top-level field %s (the CRD would prune it)' % key)
+    return problems
+
+
+def to_json(spec):
+    """Compact JSON, the form the webhook puts into pods' gmsaCredentialSpec."""
+    return json.dumps(spec, separators=(',', ':'))

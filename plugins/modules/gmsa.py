@@ -1,0 +1,749 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: winkube.gmsa contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: gmsa
+short_description: Manage group Managed Service Accounts (gMSAs) in Active Directory over LDAP
+version_added: 0.1.0
+description:
+  - Creates, updates and removes one gMSA (O(name)) or several in one call (O(accounts)).
+  - Talks LDAP directly to a domain controller, so it runs on the controller without a Windows host.
+  - Reads every requested gMSA with one LDAP search, resolves every principal with one more search and
+    checks new service principal names against the whole domain with one search, all before anything
+    is written. Each account is then created with one LDAP add or updated with one LDAP modify, so a
+    failure midway leaves accounts that a rerun completes.
+  - The options follow M(microsoft.ad.service_account) where they overlap; list options take
+    C(add), C(remove) and C(set) keys the same way.
+  - The domain needs a KDS root key before the domain controllers can compute gMSA passwords.
+options:
+  name:
+    description:
+      - Name of the gMSA (its C(cn)); its sAMAccountName is C(<name>$) unless O(sam_account_name) is set.
+      - Use O(accounts) instead to manage several gMSAs in one task.
+    type: str
+  accounts:
+    description:
+      - Several gMSAs managed in one task. Each item takes the same options as the task itself
+        (O(accounts[].name) is required).
+      - Options set at the task level (for example O(path), O(allowed_to_retrieve_password) or O(state))
+        are defaults for every item; an item's own value wins.
+    type: list
+    elements: dict
+    suboptions:
+      name:
+        description: Name of the gMSA (its C(cn)). See O(name).
+        type: str
+        required: true
+      sam_account_name:
+        description: See O(sam_account_name).
+        type: str
+      dns_host_name:
+        description: See O(dns_host_name).
+        type: str
+      description:
+        description: See O(description).
+        type: str
+      path:
+        description: See O(path).
+        type: str
+      enabled:
+        description: See O(enabled).
+        type: bool
+      service_principal_names:
+        description: See O(service_principal_names).
+        type: dict
+        aliases: [spns]
+        suboptions:
+          add:
+            description: SPNs to add.
+            type: list
+            elements: str
+          remove:
+            description: SPNs to remove.
+            type: list
+            elements: str
+          set:
+            description: The only SPNs the account has afterwards.
+            type: list
+            elements: str
+      allowed_to_retrieve_password:
+        description: See O(allowed_to_retrieve_password).
+        type: dict
+        aliases: [principals_allowed_to_retrieve_managed_password]
+        suboptions:
+          add:
+            description: Principals to allow.
+            type: list
+            elements: str
+          remove:
+            description: Principals to no longer allow.
+            type: list
+            elements: str
+          set:
+            description: The only principals allowed afterwards.
+            type: list
+            elements: str
+      kerberos_encryption_types:
+        description: See O(kerberos_encryption_types).
+        type: dict
+        suboptions:
+          add:
+            description: Encryption types to add.
+            type: list
+            elements: str
+            choices: [aes128, aes256, des, rc4]
+          remove:
+            description: Encryption types to remove.
+            type: list
+            elements: str
+            choices: [aes128, aes256, des, rc4]
+          set:
+            description: The only encryption types afterwards.
+            type: list
+            elements: str
+            choices: [aes128, aes256, des, rc4]
+      managed_password_interval_days:
+        description: See O(managed_password_interval_days).
+        type: int
+      state:
+        description: See O(state). Defaults to the task's O(state).
+        type: str
+        choices: [present, absent]
+  sam_account_name:
+    description:
+      - The C(sAMAccountName) of the gMSA; a trailing C($) is added when missing.
+      - At most 15 characters including the C($) (14 before it), without any of
+        C(" / \\ [ ] : ; | = , + * ? < > @) or control characters.
+      - Defaults to C(<name>$). Set it when O(name) is longer than 14 characters or contains such
+        characters, and keep the longer O(name) as the object's name.
+      - Changing it on an existing account renames the account's sAMAccountName.
+    type: str
+  dns_host_name:
+    description:
+      - The C(dNSHostName) of the gMSA.
+      - Defaults to C(<name>.<domain DNS name>) when the account is created; an existing account's value
+        is only changed when this option is given.
+    type: str
+  description:
+    description:
+      - The C(description) of the account. An empty string removes it.
+    type: str
+  path:
+    description:
+      - Distinguished name of the container or OU the gMSA is created in.
+      - Defaults to C(CN=Managed Service Accounts,<base_dn>).
+      - An existing account found elsewhere (by its sAMAccountName) is not moved; the module warns.
+    type: str
+  enabled:
+    description:
+      - Whether the account is enabled (the C(ACCOUNTDISABLE) bit of C(userAccountControl)).
+      - New accounts are enabled unless this is V(false).
+    type: bool
+  service_principal_names:
+    description:
+      - Service principal names (C(servicePrincipalName)) to add, remove or set, compared case-insensitively.
+      - Each must look like C(service/host[:port][/name]), for example C(HTTP/web.contoso.com).
+      - Containers register no SPNs themselves; add C(host/) and C(HTTP/) names for each name clients use.
+      - An SPN already registered on another account makes the task fail before anything is written.
+      - Use O(service_principal_names.set) with an empty list to remove all.
+    type: dict
+    aliases: [spns]
+    suboptions:
+      add:
+        description: SPNs to add; existing SPNs not listed are kept.
+        type: list
+        elements: str
+      remove:
+        description: SPNs to remove; other SPNs are kept.
+        type: list
+        elements: str
+      set:
+        description: The only SPNs the account has afterwards.
+        type: list
+        elements: str
+  allowed_to_retrieve_password:
+    description:
+      - Principals (computers, groups, users) allowed to retrieve the managed password, to add, remove or set.
+      - Each is a C(sAMAccountName) (C(WIN1$); C(WIN1) also finds C(WIN1$)), C(DOMAIN\\name), a distinguished
+        name, a SID string, an objectGUID or a user principal name. A name that matches no object fails the
+        task before anything is written. A well-known SID outside the domain (for example C(S-1-5-11)) is used
+        as is.
+      - Stored as the security descriptor in C(msDS-GroupMSAMembership) (owner BUILTIN\\Administrators, one
+        ACCESS_ALLOWED ACE per principal), the same as C(-PrincipalsAllowedToRetrieveManagedPassword).
+        ACEs of other kinds (deny ACEs, object ACEs) are kept, also by O(allowed_to_retrieve_password.set).
+      - Use O(allowed_to_retrieve_password.set) with an empty list to remove all.
+    type: dict
+    aliases: [principals_allowed_to_retrieve_managed_password]
+    suboptions:
+      add:
+        description: Principals to allow; principals already allowed are kept.
+        type: list
+        elements: str
+      remove:
+        description: Principals to no longer allow; others are kept.
+        type: list
+        elements: str
+      set:
+        description: The only principals allowed afterwards.
+        type: list
+        elements: str
+  kerberos_encryption_types:
+    description:
+      - Kerberos encryption types of the account (C(msDS-SupportedEncryptionTypes)) to add, remove or set.
+      - New accounts get V(aes128) and V(aes256) (C(24)) unless this option says otherwise.
+      - V(rc4) and V(des) are weak; the module warns when they are asked for.
+    type: dict
+    suboptions:
+      add:
+        description: Encryption types to add.
+        type: list
+        elements: str
+        choices: [aes128, aes256, des, rc4]
+      remove:
+        description: Encryption types to remove.
+        type: list
+        elements: str
+        choices: [aes128, aes256, des, rc4]
+      set:
+        description: The only encryption types afterwards.
+        type: list
+        elements: str
+        choices: [aes128, aes256, des, rc4]
+  managed_password_interval_days:
+    description:
+      - Days between automatic password changes (C(msDS-ManagedPasswordInterval)).
+      - Active Directory only accepts it when the account is created; new accounts get V(30) unless set.
+        Asking for a different value for an existing account fails the task (delete and re-create the
+        account to change it).
+    type: int
+  state:
+    description:
+      - V(present) creates or updates the gMSA(s); V(absent) deletes them.
+    type: str
+    choices: [present, absent]
+    default: present
+extends_documentation_fragment:
+  - winkube.gmsa.ad_connection
+attributes:
+  check_mode:
+    support: full
+    description: Plans everything (reads only) and reports what would change.
+  diff_mode:
+    support: full
+    description: Shows each account's options before and after, keyed by account name.
+  platform:
+    platforms: posix
+    description: Runs on the Ansible controller; talks LDAP to the domain controller.
+requirements:
+  - impacket >= 0.12 (security descriptors)
+notes:
+  - Host computer accounts pick up new group memberships only after a reboot; prefer granting a group
+    (see M(winkube.gmsa.host_group)) and add hosts to it.
+seealso:
+  - module: winkube.gmsa.gmsa_info
+  - module: winkube.gmsa.host_group
+  - module: microsoft.ad.service_account
+author:
+  - winkube.gmsa contributors
+"""
+
+EXAMPLES = r"""
+- name: A gMSA for a web application, readable by the container hosts' group
+  winkube.gmsa.gmsa:
+    server: dc1.contoso.com
+    username: svc-ansible@contoso.com
+    password: "{{ ad_password }}"
+    ca_file: /etc/pki/contoso-ca.pem
+    name: WebApp1
+    service_principal_names:
+      set:
+        - HTTP/webapp1.contoso.com
+        - HTTP/webapp1
+    allowed_to_retrieve_password:
+      add:
+        - ContainerHosts
+
+- name: A long name needs a short sAMAccountName
+  winkube.gmsa.gmsa:
+    server: dc1.contoso.com
+    username: svc-ansible@contoso.com
+    password: "{{ ad_password }}"
+    name: InventoryReportingService
+    sam_account_name: InvReporting$
+    managed_password_interval_days: 60
+
+- name: Several gMSAs in one task, sharing the allowed principals and the OU
+  winkube.gmsa.gmsa:
+    server: dc1.contoso.com
+    username: svc-ansible@contoso.com
+    password: "{{ ad_password }}"
+    path: OU=gMSA,DC=contoso,DC=com
+    allowed_to_retrieve_password:
+      set: [ContainerHosts]
+    accounts:
+      - name: WebApp1
+        service_principal_names: {set: [HTTP/webapp1.contoso.com]}
+      - name: WebApp2
+        description: Second web application
+      - name: OldApp
+        state: absent
+
+- name: Remove a gMSA
+  winkube.gmsa.gmsa:
+    server: dc1.contoso.com
+    username: svc-ansible@contoso.com
+    password: "{{ ad_password }}"
+    name: WebApp1
+    state: absent
+"""
+
+RETURN = r"""
+accounts:
+  description: One item per account in the task, in task order.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: The account's name (C(cn)).
+      type: str
+      sample: WebApp1
+    state:
+      description: V(present) or V(absent) after the task.
+      type: str
+      sample: present
+    changed:
+      description: Whether this account was (or, in check mode, would be) created, changed or deleted.
+      type: bool
+    distinguished_name:
+      description: DN of the account (the DN it would get, for a new account in check mode).
+      type: str
+      sample: CN=WebApp1,CN=Managed Service Accounts,DC=contoso,DC=com
+    sid:
+      description: The account's SID; null for an account created in check mode or absent.
+      type: str
+      sample: S-1-5-21-4151808797-3430561092-2843464588-1104
+    object_guid:
+      description: The account's objectGUID; null for an account created in check mode or absent.
+      type: str
+      sample: d84a141f-2b99-4f08-9da0-ed2d26864ba1
+    sam_account_name:
+      description: The C(sAMAccountName).
+      type: str
+      sample: WebApp1$
+    dns_host_name:
+      description: The C(dNSHostName).
+      type: str
+      sample: WebApp1.contoso.com
+    description:
+      description: The C(description), null when none.
+      type: str
+    service_principal_names:
+      description: The account's SPNs.
+      type: list
+      elements: str
+      sample: [HTTP/webapp1.contoso.com]
+    kerberos_encryption_types:
+      description: The encryption types set in C(msDS-SupportedEncryptionTypes).
+      type: list
+      elements: str
+      sample: [aes128, aes256]
+    managed_password_interval_days:
+      description: C(msDS-ManagedPasswordInterval).
+      type: int
+      sample: 30
+    enabled:
+      description: Whether the account is enabled.
+      type: bool
+    allowed_to_retrieve_password:
+      description: Principals with an allow ACE in C(msDS-GroupMSAMembership).
+      type: list
+      elements: dict
+      contains:
+        sid:
+          description: SID of the principal.
+          type: str
+        distinguished_name:
+          description: DN of the principal, null for a SID without an object.
+          type: str
+        sam_account_name:
+          description: sAMAccountName of the principal, null when unknown.
+          type: str
+        object_guid:
+          description: objectGUID of the principal, null when unknown.
+          type: str
+distinguished_name:
+  description: DN of the account when the task used O(name).
+  returned: when O(name) is used
+  type: str
+  sample: CN=WebApp1,CN=Managed Service Accounts,DC=contoso,DC=com
+sid:
+  description: SID of the account when the task used O(name) (null in check mode for a new account).
+  returned: when O(name) is used
+  type: str
+object_guid:
+  description: objectGUID of the account when the task used O(name) (null in check mode for a new account).
+  returned: when O(name) is used
+  type: str
+ldap_operations:
+  description: How many LDAP searches and writes the task made (after binding).
+  returned: always
+  type: dict
+  sample: {searches: 3, writes: 1}
+"""
+
+import re
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.winkube.gmsa.plugins.module_utils.ad.connection_spec import (
+    ad_argument_spec,
+    ad_module_kwargs,
+)
+from ansible_collections.winkube.gmsa.plugins.module_utils.ad import engine
+from ansible_collections.winkube.gmsa.plugins.module_utils.ad import ldap_client
+from ansible_collections.winkube.gmsa.plugins.module_utils.ad import principals as principal_lookup
+from ansible_collections.winkube.gmsa.plugins.module_utils.models import security_descriptor
+
+LIST_STR = dict(type='dict', options=dict(
+    add=dict(type='list', elements='str'),
+    remove=dict(type='list', elements='str'),
+    set=dict(type='list', elements='str'),
+))
+ENC_CHOICES = ['aes128', 'aes256', 'des', 'rc4']
+LIST_ENC = dict(type='dict', options=dict(
+    add=dict(type='list', elements='str', choices=ENC_CHOICES),
+    remove=dict(type='list', elements='str', choices=ENC_CHOICES),
+    set=dict(type='list', elements='str', choices=ENC_CHOICES),
+))
+
+
+def account_options():
+    return dict(
+        sam_account_name=dict(type='str'),
+        dns_host_name=dict(type='str'),
+        description=dict(type='str'),
+        path=dict(type='str'),
+        enabled=dict(type='bool'),
+        service_principal_names=dict(LIST_STR, aliases=['spns']),
+        allowed_to_retrieve_password=dict(LIST_STR, aliases=['principals_allowed_to_retrieve_managed_password'],
+                                          no_log=False),
+        kerberos_encryption_types=dict(LIST_ENC),
+        managed_password_interval_days=dict(type='int', no_log=False),
+    )
+
+
+ACCOUNT_KEYS = ('name', 'state') + tuple(account_options())
+DNS_LABEL = re.compile(r'^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$')
+
+
+def argument_spec():
+    item = account_options()
+    item.update(name=dict(type='str', required=True), state=dict(type='str', choices=['present', 'absent']))
+    spec = account_options()
+    spec.update(
+        name=dict(type='str'),
+        accounts=dict(type='list', elements='dict', options=item),
+        state=dict(type='str', choices=['present', 'absent'], default='present'),
+    )
+    return ad_argument_spec(**spec)
+
+
+def task_accounts(params):
+    """The accounts the task manages, each a dict of every account option (item value over task value)."""
+    if params.get('name') is not None:
+        return [{key: params.get(key) for key in ACCOUNT_KEYS}]
+    out = []
+    for item in params['accounts'] or []:
+        merged = {}
+        for key in ACCOUNT_KEYS:
+            value = item.get(key)
+            merged[key] = value if value is not None else params.get(key)
+        out.append(merged)
+    return out
+
+
+class GmsaTask:
+    """Everything one run of the module does, in the order: validate, read, plan, check, write."""
+
+    def __init__(self, module):
+        self.module = module
+        self.accounts = task_accounts(module.params)
+        self.errors = []
+        self.searches = 0
+        self.writes = 0
+        self.directory = None
+
+    def fail(self, msg, **kwargs):
+        kwargs.setdefault('ldap_operations', dict(searches=self.searches, writes=self.writes))
+        self.module.fail_json(msg=msg, **kwargs)
+
+    # -- 1. validation without the directory -------------------------------------------------------
+    def validate(self):
+        seen_names, seen_sams = {}, {}
+        for acct in self.accounts:
+            name = acct['name']
+            label = 'account %r' % (name,)
+            name_errors = engine.check_gmsa_name(name, acct['sam_account_name'])
+            if name_errors:
+                self.errors.extend((option, '%s: %s' % (label, message)) for option, message in name_errors)
+                continue
+            acct['sam'] = engine.sam_for(name, acct['sam_account_name'])
+            for key, seen in ((name.lower(), seen_names), (acct['sam'].lower(), seen_sams)):
+                if key in seen:
+                    self.errors.append(('accounts', '%s appears twice in the task' % label))
+                seen[key] = True
+            if acct['state'] == 'absent':
+                continue
+            desired = self.desired_raw(acct)
+            for option, message in engine.validate(engine.GMSA_ROWS, desired):
+                self.errors.append((option, '%s: %s: %s' % (label, option, message)))
+            for option in ('allowed_to_retrieve_password',):
+                for _opt, value in engine.principal_names(engine.GMSA_ROWS, {option: desired.get(option)}):
+                    try:
+                        principal_lookup.classify(value)
+                    except ValueError as exc:
+                        self.errors.append((option, '%s: %s: %r %s' % (label, option, value, exc)))
+            enc = acct['kerberos_encryption_types'] or {}
+            weak = sorted(set(t for k in ('add', 'set') for t in (enc.get(k) or [])
+                              if t in engine.WEAK_ENCRYPTION_TYPES))
+            if weak:
+                self.module.warn('%s: kerberos_encryption_types %s are weak; prefer aes128 and aes256'
+                                 % (label, ', '.join(weak)))
+            if acct['path'] is not None and ('\x00' in acct['path'] or '=' not in acct['path']):
+                self.errors.append(('path', '%s: path %r is not a distinguished name' % (label, acct['path'])))
+        self.raise_errors()
+
+    def raise_errors(self):
+        if self.errors:
+            options = sorted(set(option for option, _msg in self.errors))
+            self.fail('; '.join(msg for _option, msg in self.errors) + ' (nothing was changed)',
+                      failed_options=options)
+
+    @staticmethod
+    def desired_raw(acct):
+        return {
+            'sam_account_name': acct.get('sam'),
+            'dns_host_name': acct['dns_host_name'],
+            'description': acct['description'],
+            'service_principal_names': acct['service_principal_names'],
+            'allowed_to_retrieve_password': acct['allowed_to_retrieve_password'],
+            'kerberos_encryption_types': acct['kerberos_encryption_types'],
+            'managed_password_interval_days': acct['managed_password_interval_days'],
+            'enabled': acct['enabled'],
+        }
+
+    # -- 2. read ------------------------------------------------------------------------------------
+    def search(self, base, ldap_filter, attributes):
+        self.searches += 1
+        return self.directory.search(base, ldap_filter, attributes)
+
+    def read_accounts(self):
+        base = self.directory.base_dn
+        default_path = 'CN=Managed Service Accounts,%s' % base
+        for acct in self.accounts:
+            acct['path'] = acct['path'] or default_path
+        ldap_filter = engine.gmsa_filter(ldap_client.escape_filter_value,
+                                         names=[a['name'] for a in self.accounts],
+                                         sams=[a['sam'] for a in self.accounts])
+        entries = self.search(base, ldap_filter, engine.GMSA_READ_ATTRIBUTES)
+        for acct in self.accounts:
+            entry = engine.find_account(entries, acct['name'], acct['sam'], acct['path'])
+            if entry is not None and not engine.is_gmsa(entry):
+                self.errors.append(('name', 'account %r: %s (sAMAccountName %s) exists but is not a gMSA; choose '
+                                    'another name or sam_account_name' % (acct['name'], entry.dn,
+                                                                          entry.get('sAMAccountName'))))
+                entry = None
+            acct['entry'] = entry
+            acct['dn'] = entry.dn if entry is not None else 'CN=%s,%s' % (
+                ldap_client.escape_rdn_value(acct['name']), acct['path'])
+            if entry is not None and acct['state'] == 'present' and \
+                    engine.normalize_dn(engine.parent_dn(entry.dn)) != engine.normalize_dn(acct['path']) and \
+                    acct['path'] != default_path:
+                self.module.warn('account %r exists at %s, outside path %s; it is not moved'
+                                 % (acct['name'], entry.dn, acct['path']))
+        self.raise_errors()
+
+    # -- 3. plan ------------------------------------------------------------------------------------
+    def plan(self):
+        requests = []
+        current_sids = []
+        for acct in self.accounts:
+            if acct['state'] != 'present':
+                continue
+            acct['desired'] = self.desired_raw(acct)
+            requests += engine.principal_names(engine.GMSA_ROWS, acct['desired'])
+            if acct['entry'] is not None:
+                try:
+                    current = engine.plan(engine.GMSA_ROWS, {}, acct['entry']).before
+                except engine.PlanError as exc:
+                    self.fail('account %r: %s' % (acct['name'], exc))
+                current_sids += current['allowed_to_retrieve_password'] or []
+        try:
+            self.resolution = principal_lookup.resolve(self.directory, requests, sids=sorted(set(current_sids)))
+        except principal_lookup.PrincipalError as exc:
+            self.fail('%s (nothing was changed)' % exc, failed_options=sorted(set(p[0] for p in exc.problems)))
+        self.searches += self.resolution.searches
+        labels = self.resolution.sid_labels()
+        for acct in self.accounts:
+            entry = acct['entry']
+            if acct['state'] == 'absent':
+                acct['plan'] = None
+                acct['changed'] = entry is not None
+                continue
+            desired = dict(acct['desired'])
+            if entry is None and desired['dns_host_name'] is None:
+                if not DNS_LABEL.match(acct['name']):
+                    self.errors.append(('dns_host_name', 'account %r: the name is not a valid DNS label, so '
+                                        'dns_host_name has no default; set dns_host_name' % acct['name']))
+                    continue
+                desired['dns_host_name'] = '%s.%s' % (acct['name'], self.directory.dns_domain)
+            desired = engine.resolve_principals(engine.GMSA_ROWS, desired, self.resolution.sid)
+            try:
+                acct['plan'] = engine.plan(engine.GMSA_ROWS, desired, entry)
+                acct['labels_plan'] = engine.plan(engine.GMSA_ROWS, desired, entry, labels=labels)
+            except engine.PlanError as exc:
+                self.errors.append((exc.option or 'name', 'account %r: %s' % (acct['name'], exc)))
+                continue
+            acct['changed'] = acct['plan'].changed
+        self.raise_errors()
+
+    def check_spns(self):
+        """New SPNs must not be registered on any other object (one search for all of them)."""
+        added = {}
+        for acct in self.accounts:
+            plan = acct.get('plan')
+            if plan is None or 'service_principal_names' not in plan.changed_options:
+                continue
+            before = set(s.lower() for s in plan.before.get('service_principal_names') or [])
+            for spn in plan.after['service_principal_names'] or []:
+                if spn.lower() in before:
+                    continue
+                other = added.get(spn.lower())
+                if other is not None and other is not acct:
+                    self.errors.append(('service_principal_names', 'SPN %s is asked for both %r and %r; an SPN must '
+                                        'be unique' % (spn, other['name'], acct['name'])))
+                added[spn.lower()] = acct
+        if not added:
+            return
+        ldap_filter = '(|%s)' % ''.join('(servicePrincipalName=%s)' % ldap_client.escape_filter_value(spn)
+                                        for spn in sorted(added))
+        for entry in self.search(self.directory.base_dn, ldap_filter, ['servicePrincipalName', 'sAMAccountName']):
+            for spn in entry.values('servicePrincipalName'):
+                acct = added.get(spn.lower())
+                if acct is not None and engine.normalize_dn(entry.dn) != engine.normalize_dn(acct['dn']):
+                    self.errors.append(('service_principal_names', 'account %r: service_principal_names: %s is '
+                                        'already registered on %s (%s); an SPN must be unique in the domain'
+                                        % (acct['name'], spn, entry.dn, entry.get('sAMAccountName'))))
+        self.raise_errors()
+
+    # -- 4. write -------------------------------------------------------------------------------------
+    def write(self):
+        created = []
+        for acct in self.accounts:
+            if not acct['changed'] or self.module.check_mode:
+                continue
+            try:
+                if acct['state'] == 'absent':
+                    self.directory.delete(acct['dn'])
+                elif acct['entry'] is None:
+                    self.directory.add(acct['dn'], engine.GMSA_OBJECT_CLASS, acct['plan'].create)
+                    created.append(acct)
+                else:
+                    self.directory.modify(acct['dn'], acct['plan'].changes)
+            except ldap_client.ADError as exc:
+                done = [a['name'] for a in self.accounts if a.get('written')]
+                self.fail('account %r: %s%s' % (acct['name'], exc, '; already done: %s (a rerun completes the '
+                                                'rest)' % ', '.join(done) if done else ''))
+            self.writes += 1
+            acct['written'] = True
+        if created:
+            ldap_filter = '(|%s)' % ''.join('(sAMAccountName=%s)' % ldap_client.escape_filter_value(a['sam'])
+                                            for a in created)
+            found = {e.get('sAMAccountName', '').lower(): e
+                     for e in self.search(self.directory.base_dn, ldap_filter,
+                                          ['objectSid', 'objectGUID', 'sAMAccountName'])}
+            for acct in created:
+                entry = found.get(acct['sam'].lower())
+                if entry is not None:
+                    acct['sid'], acct['guid'], acct['dn'] = entry.sid(), entry.guid(), entry.dn
+
+    # -- 5. report ------------------------------------------------------------------------------------
+    def result(self, acct):
+        entry = acct['entry']
+        out = dict(name=acct['name'], state=acct['state'], changed=acct['changed'], distinguished_name=acct['dn'])
+        if acct['state'] == 'absent':
+            out.update(sid=None, object_guid=None)
+            return out
+        plan = acct['plan']
+        after = dict(plan.after)
+        out.update(sid=entry.sid() if entry is not None else acct.get('sid'),
+                   object_guid=entry.guid() if entry is not None else acct.get('guid'))
+        after['allowed_to_retrieve_password'] = [self.resolution.describe_sid(s)
+                                                 for s in after['allowed_to_retrieve_password'] or []]
+        out.update(after)
+        return out
+
+    def diff(self):
+        before, after = {}, {}
+        for acct in self.accounts:
+            name = acct['name']
+            if acct['state'] == 'absent':
+                before[name] = engine.gmsa_facts(acct['entry']) if acct['entry'] is not None else {'state': 'absent'}
+                if acct['entry'] is not None:
+                    labels = self.resolution.sid_labels()
+                    before[name]['allowed_to_retrieve_password'] = [
+                        labels.get(s, s) for s in before[name]['allowed_to_retrieve_password'] or []]
+                after[name] = {'state': 'absent'}
+                continue
+            plan = acct['labels_plan']
+            before[name] = dict(engine.diff_text(plan.before), state='present') if acct['entry'] is not None \
+                else {'state': 'absent'}
+            after[name] = dict(engine.diff_text(plan.after), state='present')
+        return dict(before=before, after=after)
+
+    def run(self):
+        self.validate()
+        self.directory = ldap_client.connect(self.module)
+        try:
+            self.read_accounts()
+            self.plan()
+            self.check_spns()
+            self.write()
+        except ldap_client.ADError as exc:
+            self.fail(str(exc))
+        finally:
+            self.directory.close()
+        results = [self.result(a) for a in self.accounts]
+        out = dict(changed=any(a['changed'] for a in self.accounts), accounts=results,
+                   ldap_operations=dict(searches=self.searches, writes=self.writes))
+        if self.module.params.get('name') is not None:
+            out.update(distinguished_name=results[0]['distinguished_name'], sid=results[0]['sid'],
+                       object_guid=results[0]['object_guid'])
+        if self.module._diff:
+            out['diff'] = self.diff()
+        self.module.exit_json(**out)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=argument_spec(),
+        supports_check_mode=True,
+        mutually_exclusive=[('name', 'accounts')],
+        required_one_of=[('name', 'accounts')],
+        **ad_module_kwargs()
+    )
+    if not ldap_client.HAS_LDAP3:
+        module.fail_json(msg=missing_required_lib('ldap3'), exception=ldap_client.LDAP3_IMPORT_ERROR)
+    if not security_descriptor.HAS_IMPACKET:
+        module.fail_json(msg=missing_required_lib('impacket'))
+    GmsaTask(module).run()
+
+
+if __name__ == '__main__':
+    main()
