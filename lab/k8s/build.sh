@@ -58,8 +58,11 @@ go build -v -trimpath -tags selinux,notest,grpcnotrace -ldflags "$ldflags" -o "$
     >"$build_log" 2>&1 &
 pid=$!
 trap 'kill "$pid" 2>/dev/null || true' EXIT INT TERM
+ticks=0
 while kill -0 "$pid" 2>/dev/null; do
-    sleep 30
+    sleep 1
+    ticks=$((ticks + 1))
+    [ $((ticks % 30)) = 0 ] || continue
     kill -0 "$pid" 2>/dev/null || break
     log "still compiling: $(wc -l <"$build_log") packages so far, $((SECONDS - start)) s elapsed, build cache $(du -sh "$GOCACHE" | cut -f1)"
 done

@@ -5,19 +5,32 @@
 set -uo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 [ -d "$STATE/pids" ] || exit 0
-# Reverse start order: clients first, etcd last.
-order="gmsa-webhook kwok kube-scheduler kube-controller-manager kube-apiserver etcd"
-for name in $order; do
-    f=$STATE/pids/$name.pgid
-    [ -f "$f" ] || continue
-    pgid=$(cat "$f")
-    case $pgid in '' | *[!0-9]*) rm -f "$f"; continue ;; esac
-    if kill -TERM -- "-$pgid" 2>/dev/null; then
-        for _ in $(seq 1 50); do kill -0 -- "-$pgid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL -- "-$pgid" 2>/dev/null && log "$name (process group $pgid) killed after 5 s"
-    fi
-    rm -f "$f"
-done
+
+stop_groups() { # names... : SIGTERM every group at once, wait up to 10 s, then SIGKILL
+    local name f pgid pgids=() names=()
+    for name in "$@"; do
+        f=$STATE/pids/$name.pgid
+        [ -f "$f" ] || continue
+        pgid=$(cat "$f")
+        rm -f "$f"
+        case $pgid in '' | *[!0-9]*) continue ;; esac
+        kill -TERM -- "-$pgid" 2>/dev/null && { pgids+=("$pgid"); names+=("$name"); }
+    done
+    local i
+    for _ in $(seq 1 100); do
+        local left=0
+        for pgid in "${pgids[@]}"; do kill -0 -- "-$pgid" 2>/dev/null && left=1; done
+        [ "$left" = 0 ] && return 0
+        sleep 0.1
+    done
+    for i in "${!pgids[@]}"; do
+        kill -KILL -- "-${pgids[$i]}" 2>/dev/null && log "${names[$i]} (process group ${pgids[$i]}) killed after 10 s"
+    done
+    return 0
+}
+# Clients first, etcd last.
+stop_groups gmsa-webhook kwok kube-scheduler kube-controller-manager kube-apiserver
+stop_groups etcd
 if [ "${KEEP_STATE:-0}" != 1 ]; then
     rm -rf "$STATE"
 fi

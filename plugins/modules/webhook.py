@@ -10,11 +10,11 @@ module: webhook
 short_description: Deploy the windows-gmsa admission webhook
 version_added: 0.1.0
 description:
-  - Deploys the upstream windows-gmsa admission webhook (image C(registry.k8s.io/gmsa-webhook/k8s-gmsa-webhook:v0.13.0)
+  - "Deploys the upstream windows-gmsa admission webhook (image C(registry.k8s.io/gmsa-webhook/k8s-gmsa-webhook:v0.13.0)
     by default): Namespace (labelled C(gmsa-webhook=disabled)), ServiceAccount, ClusterRole and
     ClusterRoleBinding (C(get) gmsacredentialspecs, C(create) localsubjectaccessreviews), TLS Secret,
     Deployment on Linux nodes, Service on port 443, optional PodDisruptionBudget, and the
-    MutatingWebhookConfiguration (pods CREATE) and ValidatingWebhookConfiguration (pods CREATE and UPDATE).
+    MutatingWebhookConfiguration (pods CREATE) and ValidatingWebhookConfiguration (pods CREATE and UPDATE)."
   - The webhook configurations mirror upstream (C(failurePolicy=Fail), C(sideEffects=None), namespaces
     labelled C(gmsa-webhook=disabled) excluded) and add two safeguards asked for upstream. CEL
     C(matchConditions) send only pods that name or carry a GMSA credential spec to the webhook, so a webhook
@@ -25,7 +25,7 @@ description:
     C(<name>.<namespace>.svc) and C(<name>.<namespace>.svc.cluster.local) (plus the host of O(webhook_url))
     are generated, kept in the Secret C(<name>-tls) and reused while valid. The CA key is never stored.
     The pair is replaced O(renew_before_days) before expiry, when the names change, or with O(force_rotate).
-    The rotation leaves no window in which admission fails: first the webhook configurations trust the old and
+    The rotation leaves no window in which admission fails. First the webhook configurations trust the old and
     the new CA, then the Secret and the Deployment switch to the new certificate, and after the rollout (with
     O(wait=true)) the old CA is dropped. Without a rollout to wait for (O(wait=false) or O(webhook_url)), the
     old CA is dropped on the next run.

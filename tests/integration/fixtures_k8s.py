@@ -31,7 +31,7 @@ def _read_env(path: Path) -> dict:
     values = {}
     for line in path.read_text().splitlines():
         if '=' in line and not line.lstrip().startswith('#'):
-            key, _, value = line.partition('=')
+            key, dummy, value = line.partition('=')
             values[key.strip()] = value.strip()
     return values
 
@@ -103,7 +103,7 @@ def k8s_lab():
     _run([str(K8S_DIR / 'build.sh')], env, 'lab/k8s/build.sh', timeout=5400)
     subprocess.run([str(K8S_DIR / 'stop.sh')], env=env, capture_output=True, check=False, timeout=120)
     try:
-        proc, _ = _run([str(K8S_DIR / 'start.sh')], env, 'lab/k8s/start.sh', timeout=300)
+        proc, dummy = _run([str(K8S_DIR / 'start.sh')], env, 'lab/k8s/start.sh', timeout=300)
         values = _read_env(Path(proc.stdout.strip().splitlines()[-1]))
         yield K8sLab(
             kubeconfig=values['KUBECONFIG'],
@@ -126,7 +126,7 @@ def k8s_lab():
 def gmsa_webhook(k8s_lab):
     env = dict(os.environ)
     try:
-        proc, _ = _run([str(K8S_DIR / 'start-webhook.sh')], env, 'lab/k8s/start-webhook.sh', timeout=120)
+        proc, dummy = _run([str(K8S_DIR / 'start-webhook.sh')], env, 'lab/k8s/start-webhook.sh', timeout=120)
         values = _read_env(Path(proc.stdout.strip().splitlines()[-1]))
         yield GmsaWebhook(
             url=values['GMSA_WEBHOOK_URL'],

@@ -22,7 +22,8 @@ def _load(relative):
     return module
 
 
-SecurityDescriptor = _load('plugins/module_utils/models/security_descriptor.py').GroupMSAMembership
+SD_MODEL = _load('plugins/module_utils/models/security_descriptor.py')
+SecurityDescriptor = SD_MODEL.GroupMSAMembership
 
 PLAY = """
 - hosts: localhost
@@ -41,10 +42,13 @@ def uid():
 
 @pytest.fixture
 def run_module(run_playbook, samba_lab):
-    def _run(module='gmsa', check=False, diff=False, **args):
+    def _run(module='gmsa', check=False, diff=False, no_syslog=False, **args):
         params = samba_lab.module_args(**args)
         started = time.monotonic()
-        result = run_playbook(PLAY.format(module=module), extra_vars={'module_args': params}, check=check, diff=diff)
+        extra = {'module_args': params}
+        if no_syslog:  # Ansible itself refuses NUL characters in module arguments when logging them to syslog
+            extra['ansible_no_target_syslog'] = True
+        result = run_playbook(PLAY.format(module=module), extra_vars=extra, check=check, diff=diff)
         assert 'task' in result.results, result
         task = result.results['task']
         task['_seconds'] = time.monotonic() - started
@@ -72,6 +76,20 @@ def gmsa_entry(samba_lab, sam):
     return found[0] if found else None
 
 
+def attrs_of(entry):
+    """Attributes decoded from the raw values (the test connection has no schema): name -> list or value."""
+    out = {}
+    for key, values in entry['raw_attributes'].items():
+        decoded = []
+        for value in values:
+            try:
+                decoded.append(value.decode('utf-8'))
+            except UnicodeDecodeError:
+                decoded.append(value)
+        out[key] = decoded
+    return out
+
+
 def allowed_sids(entry):
     raw = entry['raw_attributes'].get('msDS-GroupMSAMembership')
     if not raw:
@@ -93,7 +111,7 @@ def make_computer(samba_lab, name):
                   'dNSHostName': '%s.%s' % (name.lower(), samba_lab.dns_domain)})
         conn.modify(dn, {'unicodePwd': [('MODIFY_REPLACE', [('"%s"' % password).encode('utf-16-le')])]})
         conn.search(dn, '(objectClass=*)', search_scope='BASE', attributes=['objectSid'])
-        sid = conn.entries[0].objectSid.value
+        sid = SD_MODEL.sid_from_bytes(conn.response[0]['raw_attributes']['objectSid'][0])
     finally:
         conn.unbind()
     return dn, password, sid
@@ -141,18 +159,18 @@ def test_create_exact_idempotent_check_and_diff(run_module, samba_lab):
         res = run_module(**args)
         assert res.get('changed') is True, res
         entry = gmsa_entry(samba_lab, sam)
-        attrs = entry['attributes']
+        attrs = attrs_of(entry)
         assert [c.lower() for c in attrs['objectClass']][-1] == 'msds-groupmanagedserviceaccount'
-        assert attrs['sAMAccountName'] == sam
-        assert attrs['dNSHostName'] == '%s.%s' % (name, samba_lab.dns_domain)
+        assert attrs['sAMAccountName'] == [sam]
+        assert attrs['dNSHostName'] == ['%s.%s' % (name, samba_lab.dns_domain)]
         assert attrs['servicePrincipalName'] == ['HTTP/%s.contoso.test' % name]
         assert attrs['description'] == ['web app']
-        assert attrs['msDS-SupportedEncryptionTypes'] == 24
-        assert int(attrs['msDS-ManagedPasswordInterval']) == 30
-        assert attrs['userAccountControl'] == 4096
+        assert attrs['msDS-SupportedEncryptionTypes'] == ['24']
+        assert attrs['msDS-ManagedPasswordInterval'] == ['30']
+        assert attrs['userAccountControl'] == ['4096']
         assert allowed_sids(entry) == [pc_sid]
         account = res['accounts'][0]
-        assert account['sid'] == attrs['objectSid']
+        assert account['sid'] == SD_MODEL.sid_from_bytes(entry['raw_attributes']['objectSid'][0])
         assert account['allowed_to_retrieve_password'][0]['sid'] == pc_sid
         assert res['ldap_operations']['searches'] <= 4 and res['ldap_operations']['writes'] == 1
 
@@ -168,12 +186,12 @@ def test_create_exact_idempotent_check_and_diff(run_module, samba_lab):
         diff = res['diff']
         assert 'HTTP/%s-alt.contoso.test' % name in diff['after'][name]['service_principal_names']
         assert 'HTTP/%s-alt.contoso.test' % name not in diff['before'][name]['service_principal_names']
-        assert gmsa_entry(samba_lab, sam)['attributes']['servicePrincipalName'] == ['HTTP/%s.contoso.test' % name]
+        assert attrs_of(gmsa_entry(samba_lab, sam))['servicePrincipalName'] == ['HTTP/%s.contoso.test' % name]
 
         # and for real
         res = run_module(**more)
         assert res.get('changed') is True
-        assert sorted(gmsa_entry(samba_lab, sam)['attributes']['servicePrincipalName']) == sorted(
+        assert sorted(attrs_of(gmsa_entry(samba_lab, sam))['servicePrincipalName']) == sorted(
             ['HTTP/%s.contoso.test' % name, 'HTTP/%s-alt.contoso.test' % name])
 
         # gmsa_info reads it back with the resolved principal
@@ -205,9 +223,9 @@ def test_several_accounts_one_task(run_module, samba_lab):
         # one search for the accounts, one for principals (none here: skipped), one for the new SIDs
         assert res['ldap_operations'] == {'searches': 2, 'writes': 3}
         for n in names:
-            attrs = gmsa_entry(samba_lab, n + '$')['attributes']
+            attrs = attrs_of(gmsa_entry(samba_lab, n + '$'))
             assert attrs['description'] == ['shared']
-            assert attrs['msDS-SupportedEncryptionTypes'] == 16
+            assert attrs['msDS-SupportedEncryptionTypes'] == ['16']
         again = run_module(accounts=[{'name': n} for n in names], description='shared',
                            kerberos_encryption_types={'set': ['aes256']})
         assert again.get('changed') is False
@@ -232,7 +250,7 @@ def test_bad_input_fails_before_any_write(run_module, samba_lab):
         short = 'ls%s$' % uid()
         res = run_module(name=long_name, sam_account_name=short)
         assert res.get('changed') is True, res
-        assert gmsa_entry(samba_lab, short)['attributes']['sAMAccountName'] == short
+        assert attrs_of(gmsa_entry(samba_lab, short))['sAMAccountName'] == [short]
         run_module(name=long_name, sam_account_name=short, state='absent')
 
         res = run_module(name='web[1]')
@@ -268,7 +286,7 @@ def test_injection_is_escaped(run_module, samba_lab):
         res = run_module(name=odd, sam_account_name=sam, dns_host_name='odd.contoso.test')
         assert res.get('changed') is True, res
         matches = read(samba_lab, '(sAMAccountName=%s)' % sam, ['cn'])
-        assert [m['attributes']['cn'] for m in matches] == [odd]
+        assert [attrs_of(m)['cn'] for m in matches] == [[odd]]
         assert run_module(name=odd, sam_account_name=sam, dns_host_name='odd.contoso.test').get('changed') is False
         # wildcards and filter syntax match nothing
         info = run_module(module='gmsa_info', name=['*', '*)(cn=*', 'x\\2a'])
@@ -277,11 +295,13 @@ def test_injection_is_escaped(run_module, samba_lab):
         assert res.get('failed') and 'allowed_to_retrieve_password' in res['msg']
         res = run_module(name='p' + uid(), allowed_to_retrieve_password={'add': ['Domain Admins)(cn=*']})
         assert res.get('failed') and 'matches no object' in res['msg']
-        # NUL characters are refused with the field named
+        # NUL characters are refused with the field named (with syslog logging on, Ansible refuses them first)
         res = run_module(name='nul\x00x')
-        assert res.get('failed') and 'name' in res['msg']
-        res = run_module(name='n' + uid(), description='a\x00b')
-        assert res.get('failed') and 'description' in res['msg']
+        assert res.get('failed')
+        res = run_module(name='nul\x00x', no_syslog=True)
+        assert res.get('failed') and 'name' in res['failed_options'] and 'control characters' in res['msg'], res
+        res = run_module(name='n' + uid(), description='a\x00b', no_syslog=True)
+        assert res.get('failed') and 'description' in res['msg'] and 'NUL' in res['msg'], res
         after = len(read(samba_lab, '(objectClass=msDS-GroupManagedServiceAccount)', ['cn']))
         assert after == before + 1
     finally:
@@ -295,14 +315,14 @@ def test_disable_and_encryption_warning(run_module, samba_lab):
         res = run_module(name=name, enabled=False, kerberos_encryption_types={'set': ['aes256', 'rc4']})
         assert res.get('changed') is True
         assert any('weak' in w for w in res.get('warnings', [])), res
-        attrs = gmsa_entry(samba_lab, name + '$')['attributes']
-        assert attrs['userAccountControl'] == 4096 | 2
-        assert attrs['msDS-SupportedEncryptionTypes'] == 0x14
+        attrs = attrs_of(gmsa_entry(samba_lab, name + '$'))
+        assert attrs['userAccountControl'] == [str(4096 | 2)]
+        assert attrs['msDS-SupportedEncryptionTypes'] == ['20']
         res = run_module(name=name, enabled=True, kerberos_encryption_types={'remove': ['rc4']})
         assert res.get('changed') is True
-        attrs = gmsa_entry(samba_lab, name + '$')['attributes']
-        assert attrs['userAccountControl'] == 4096
-        assert attrs['msDS-SupportedEncryptionTypes'] == 0x10
+        attrs = attrs_of(gmsa_entry(samba_lab, name + '$'))
+        assert attrs['userAccountControl'] == ['4096']
+        assert attrs['msDS-SupportedEncryptionTypes'] == ['16']
     finally:
         run_module(name=name, state='absent')
 

@@ -11,10 +11,8 @@ import json
 import time
 
 import pytest
-
-kubernetes = pytest.importorskip('kubernetes')
-from kubernetes import client  # noqa: E402
-from kubernetes.client.rest import ApiException  # noqa: E402
+from kubernetes import client
+from kubernetes.client.rest import ApiException
 
 NS = 'gmsa-lab-smoke'
 CREDSPEC = 'lab-credspec'
@@ -74,13 +72,16 @@ def credspec_crd():
         },
         'required': ['credspec'],
     }
-    version = lambda name, storage, deprecated=False: {  # noqa: E731
-        'name': name,
-        'served': True,
-        'storage': storage,
-        'deprecated': deprecated,
-        'schema': {'openAPIV3Schema': schema},
-    }
+
+    def version(name, storage, deprecated=False):
+        return {
+            'name': name,
+            'served': True,
+            'storage': storage,
+            'deprecated': deprecated,
+            'schema': {'openAPIV3Schema': schema},
+        }
+
     return {
         'apiVersion': 'apiextensions.k8s.io/v1',
         'kind': 'CustomResourceDefinition',

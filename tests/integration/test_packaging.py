@@ -41,7 +41,7 @@ def test_tarball_has_no_lab_state_or_caches(installed):
     install_dir, _env = installed
     root = install_dir / 'ansible_collections' / 'winkube' / 'gmsa'
     assert (root / 'MANIFEST.json').exists()
-    for unwanted in ('.ci', '.cache', 'lab/.state', 'tests/output'):
+    for unwanted in ('.ci', '.cache', 'lab', 'scripts', 'tests/output'):
         assert not (root / unwanted).exists(), unwanted
 
 

@@ -504,10 +504,13 @@ def open_directory(params, warn=None):
             raise ADConnectionError('Kerberos bind to %s failed: %s. Run kinit for a principal of the domain '
                                     'first and make sure server is the DC\'s host name (the SPN is '
                                     'ldap/<server>).' % (where, text), field='auth_method')
-        if auth == 'ntlm' and ('closed' in text.lower() or 'socket' in text.lower()):
-            raise ADConnectionError('NTLM bind as %s to %s failed: the server closed the session (%s). '
-                                    'Check username (DOMAIN\\user) and password, or use auth_method=simple over '
-                                    'ldaps.' % (username, where, text), field='password')
+        if auth == 'ntlm':
+            raise ADConnectionError(
+                'NTLM bind as %s to %s failed: %s. The server ended the session during the NTLM exchange: '
+                'either username (DOMAIN\\user) or password is wrong, or the server does not accept the '
+                'Microsoft "Sicily" NTLM bind that ldap3 uses (Windows domain controllers do, Samba does '
+                'not). Use auth_method=simple over ldaps/starttls or auth_method=kerberos instead.'
+                % (username, where, _clean(text)), field='auth_method')
         raise _open_error(exc, where, timeout, ca_file, validate)
     if not bound:
         result = conn.result or {}

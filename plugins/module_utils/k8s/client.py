@@ -143,8 +143,10 @@ def build_configuration(params):
     if host:
         configuration.host = host.rstrip('/')
     if api_key:
-        configuration.api_key = {'authorization': 'Bearer ' + api_key}
+        # 'authorization' is the identifier of older kubernetes packages, 'BearerToken' of newer ones
+        configuration.api_key = {'authorization': 'Bearer ' + api_key, 'BearerToken': 'Bearer ' + api_key}
         configuration.api_key_prefix = {}
+        configuration.refresh_api_key_hook = None
     for option, attribute in (('ca_cert', 'ssl_ca_cert'), ('client_cert', 'cert_file'), ('client_key', 'key_file')):
         value = params.get(option)
         if value:
@@ -156,6 +158,12 @@ def build_configuration(params):
     if not configuration.host:
         raise K8sConnectionError('no API server address: set the option host or a kubeconfig')
     return configuration
+
+
+def bearer_token(configuration):
+    """The Authorization header value from a Configuration (kubeconfig token, exec plugin, api_key)."""
+    bearer = (configuration.auth_settings() or {}).get('BearerToken') or {}
+    return bearer.get('value') or None
 
 
 class Transport(object):
@@ -199,7 +207,7 @@ class Transport(object):
         headers = {'Accept': 'application/json', 'User-Agent': 'winkube.gmsa'}
         if content_type:
             headers['Content-Type'] = content_type
-        token = self.configuration.get_api_key_with_prefix('authorization')
+        token = bearer_token(self.configuration)
         if token:
             headers['Authorization'] = token
         elif getattr(self.configuration, 'username', None) and getattr(self.configuration, 'password', None):

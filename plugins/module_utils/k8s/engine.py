@@ -129,12 +129,16 @@ def is_subset(desired, current):
     if isinstance(desired, list):
         if current is None:
             return not desired
-        if not isinstance(current, list) or len(desired) != len(current):
+        if not isinstance(current, list):
             return False
         if _named(desired) and _named(current):
-            # associative lists (containers, env, ports, versions, webhooks...): the server may keep its order
+            # associative lists (containers, env, ports, versions, webhooks...) merge by name under server-side
+            # apply: items of other managers may sit beside ours, in any order (items we set earlier and no
+            # longer want are found through managedFields instead)
             by_name = dict((c['name'], c) for c in current)
             return all(is_subset(d, by_name.get(d['name'])) for d in desired)
+        if len(desired) != len(current):
+            return False
         return all(is_subset(d, c) for d, c in zip(desired, current))
     return desired == current
 
