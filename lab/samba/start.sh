@@ -30,8 +30,9 @@ mkdir -p "$STATE_ROOT"
 exec 9>"$STATE_ROOT/samba.lock"
 flock -w 300 9 || die "timed out waiting for $STATE_ROOT/samba.lock"
 
-command -v samba >/dev/null 2>&1 && command -v samba-tool >/dev/null 2>&1 \
-  || die "samba is not installed; run lab/samba/install.sh (as root)"
+if ! command -v samba >/dev/null 2>&1 || ! command -v samba-tool >/dev/null 2>&1; then
+  die "samba is not installed; run lab/samba/install.sh (as root)"
+fi
 
 running() {
   [ -f "$STATE/pgid" ] && [ -f "$STATE/env" ] && kill -0 -- "-$(cat "$STATE/pgid")" 2>/dev/null && port_open 636

@@ -35,7 +35,9 @@ options:
       - V(simple) sends O(username) and O(password) inside the TLS session; O(username) may be a
         distinguished name, a user principal name (C(user@domain)) or C(DOMAIN\\user).
       - V(ntlm) needs O(username) as C(DOMAIN\\user) and an MD4 implementation; the module
-        uses pycryptodomex for MD4 when OpenSSL 3 has none.
+        uses pycryptodome or pycryptodomex for MD4 when OpenSSL 3 has none. It is ldap3's Microsoft
+        (Sicily) NTLM bind, which Windows domain controllers accept; Samba does not, and the module then
+        fails with a message saying so.
       - V(kerberos) uses the credential cache of the controller (C(kinit) first) and needs the
         Python C(gssapi) package.
     type: str

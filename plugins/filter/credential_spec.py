@@ -9,7 +9,7 @@ name: credential_spec
 short_description: Build a gMSA credential spec from domain facts
 version_added: 0.1.0
 author:
-  - winkube.gmsa contributors
+  - winkube.gmsa maintainers (@winkube)
 description:
   - Builds the credential spec content that Microsoft's C(New-CredentialSpec) writes for a group Managed
     Service Account, from the result of M(winkube.gmsa.domain_info). The result is the C(credspec) of a

@@ -16,14 +16,16 @@ description:
   - The result feeds the P(winkube.gmsa.credential_spec#filter) filter directly.
   - Read-only; never changes anything.
 author:
-  - winkube.gmsa contributors
+  - winkube.gmsa maintainers (@winkube)
 extends_documentation_fragment:
   - winkube.gmsa.ad_connection
 options: {}
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
 seealso:
   - module: winkube.gmsa.kds_root_key

@@ -658,8 +658,12 @@ class GmsaTask:
                     self.directory.modify(acct['dn'], acct['plan'].changes)
             except ldap_client.ADError as exc:
                 done = [a['name'] for a in self.accounts if a.get('written')]
-                self.fail('account %r: %s%s' % (acct['name'], exc, '; already done: %s (a rerun completes the '
-                                                'rest)' % ', '.join(done) if done else ''))
+                hint = ''
+                if 'root key' in str(exc).lower():
+                    hint = ('; the domain has no usable KDS root key: create one (winkube.gmsa.kds_root_key) and, on '
+                            'a multi-DC domain, wait for it to replicate')
+                self.fail('account %r: %s%s%s' % (acct['name'], exc, hint, '; already done: %s (a rerun completes '
+                                                  'the rest)' % ', '.join(done) if done else ''))
             self.writes += 1
             acct['written'] = True
         if created:

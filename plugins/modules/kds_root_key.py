@@ -22,7 +22,7 @@ description:
     controllers only use it about 10 hours later, after it has replicated to every domain controller.
   - Needs Domain Admins or Enterprise Admins rights in the forest root domain to create a key.
 author:
-  - winkube.gmsa contributors
+  - winkube.gmsa maintainers (@winkube)
 extends_documentation_fragment:
   - winkube.gmsa.ad_connection
 options:
@@ -58,8 +58,10 @@ seealso:
   - module: winkube.gmsa.domain_info
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
 """
 

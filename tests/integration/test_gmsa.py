@@ -284,7 +284,7 @@ def test_injection_is_escaped(run_module, samba_lab):
     try:
         # a name full of filter characters creates exactly that object, found again by the same name
         res = run_module(name=odd, sam_account_name=sam, dns_host_name='odd.contoso.test')
-        assert res.get('changed') is True, res
+        assert res.get('changed') is True, res.get('msg')
         matches = read(samba_lab, '(sAMAccountName=%s)' % sam, ['cn'])
         assert [attrs_of(m)['cn'] for m in matches] == [[odd]]
         assert run_module(name=odd, sam_account_name=sam, dns_host_name='odd.contoso.test').get('changed') is False

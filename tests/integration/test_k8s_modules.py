@@ -342,6 +342,25 @@ def test_webhook_in_cluster_objects_idempotent_and_absent(run, api):
     secret_diff = json.dumps(check.results['webhook']['diff'])
     assert base64.b64encode(b'-----BEGIN').decode()[:8] not in secret_diff or 'tls.key' not in secret_diff
 
+    # in-cluster rotation: old+new CA published, Secret and pod template switched, rollout waited, old CA dropped
+    template_before = dep.spec.template.metadata.annotations['winkube.gmsa/tls-sha256']
+    rotated = run(tasks + '    force_rotate: true\n')
+    assert rotated.rc == 0 and rotated.changed, rotated
+    tls = rotated.results['webhook']['tls']
+    assert tls['action'] == 'rotate' and tls['previous_ca_trusted'] is False
+    new_ca = base64.b64decode(core.read_namespaced_secret('gmsa-webhook-tls', 'gmsa-webhook').data['ca.crt'])
+    assert new_ca != ca_pem
+    for config in (adm.read_mutating_webhook_configuration('gmsa-webhook'),
+                   adm.read_validating_webhook_configuration('gmsa-webhook')):
+        assert base64.b64decode(config.webhooks[0].client_config.ca_bundle) == new_ca
+    dep = apps.read_namespaced_deployment('gmsa-webhook', 'gmsa-webhook')
+    assert dep.spec.template.metadata.annotations['winkube.gmsa/tls-sha256'] != template_before
+    assert dep.status.updated_replicas == 2 and dep.status.observed_generation == dep.metadata.generation
+    # the MutatingWebhookConfiguration was written twice (old+new, then new): one merged entry in the result
+    kinds = [o['kind'] for o in rotated.results['webhook']['objects']]
+    assert kinds.count('MutatingWebhookConfiguration') == 1
+    assert not run(tasks).changed
+
     gone = run("""
 - name: webhook
   winkube.gmsa.webhook: {state: absent, name: gmsa-webhook, namespace: gmsa-webhook}

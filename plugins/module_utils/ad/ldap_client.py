@@ -525,8 +525,8 @@ def open_directory(params, warn=None):
                 'bind as %s to %s refused: the server requires a stronger authentication (signing/'
                 'sealing): use encryption=ldaps or starttls (%s)' % (username, where, _result_text(result)),
                 field='encryption')
-        raise ADConnectionError('bind as %s to %s failed: %s' % (username or 'Kerberos principal', where,
-                                                                _result_text(result)), field='username')
+        raise ADConnectionError('bind as %s to %s failed: %s'
+                                % (username or 'Kerberos principal', where, _result_text(result)), field='username')
     return Directory(conn, base_dn=params.get('base_dn'), bound_as=username)
 
 
@@ -677,7 +677,7 @@ class Directory(object):
             if found and found[0].get('netBIOSName'):
                 self._netbios = found[0].get('netBIOSName')
             else:
-                self._netbios = self.dns_domain.split('.')[0].upper()
+                self._netbios = self.dns_domain.split('.', maxsplit=1)[0].upper()
         return self._netbios
 
     # -- operations ------------------------------------------------------------------------------------

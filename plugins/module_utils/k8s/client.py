@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import ssl
-import tempfile
 import time
 
 try:
@@ -180,6 +179,7 @@ class Transport(object):
         self.count = 0
         self.counts = {}
         self.retries = 8
+        self.last_status = None
         kwargs = {'maxsize': 4}
         if self.host.startswith('https'):
             if configuration.verify_ssl:
@@ -241,6 +241,7 @@ class Transport(object):
             except ValueError:
                 delay = 1.0
             time.sleep(min(max(delay, 0.2), 2.0) if attempt else 0.2)
+        self.last_status = response.status
         text = response.data.decode('utf-8', 'replace') if response.data else ''
         try:
             decoded = json.loads(text) if text else {}
@@ -286,14 +287,6 @@ def server_version(transport):
         except (ValueError, IndexError):
             return (1, 0)
     return major, minor
-
-
-def write_temp(text, suffix='.pem'):
-    """A private temporary file holding text (used for PEM material given inline)."""
-    handle, path = tempfile.mkstemp(suffix=suffix)
-    with os.fdopen(handle, 'w') as stream:
-        stream.write(text)
-    return path
 
 
 def host_of(url):

@@ -361,6 +361,9 @@ class Engine(object):
                 changes.append(Change(ref, 'unchanged'))
                 continue
             result = self._apply_one(obj, ref)
+            # 200 means the object existed (possibly without our label, so the LIST did not show it)
+            existed = current is not None or (
+                result is not None and getattr(self.transport, 'last_status', 201) == 200)
             if result is None:
                 result = obj
             result.setdefault('apiVersion', ref[0])
@@ -371,7 +374,7 @@ class Engine(object):
             else:
                 changed = current is None or (result.get('metadata', {}).get('resourceVersion')
                                               != current.get('metadata', {}).get('resourceVersion'))
-            action = ('created' if current is None else 'updated') if changed else 'unchanged'
+            action = ('updated' if existed else 'created') if changed else 'unchanged'
             if self.check_mode and ref[1] == 'Namespace' and current is None:
                 self.planned_namespaces.add(ref[3])
             self.cache[ref] = result
