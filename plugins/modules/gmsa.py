@@ -117,8 +117,8 @@ options:
   sam_account_name:
     description:
       - The C(sAMAccountName) of the gMSA; a trailing C($) is added when missing.
-      - At most 15 characters including the C($) (14 before it), without any of
-        C(" / \\ [ ] : ; | = , + * ? < > @) or control characters.
+      - 'At most 15 characters including the C($) (14 before it), without any of
+        C(" / \\ [ ] : ; | = , + * ? < > @) or control characters.'
       - Defaults to C(<name>$). Set it when O(name) is longer than 14 characters or contains such
         characters, and keep the longer O(name) as the object's name.
       - Changing it on an existing account renames the account's sAMAccountName.
@@ -237,6 +237,7 @@ attributes:
     support: full
     description: Shows each account's options before and after, keyed by account name.
   platform:
+    support: full
     platforms: posix
     description: Runs on the Ansible controller; talks LDAP to the domain controller.
 requirements:
@@ -249,7 +250,7 @@ seealso:
   - module: winkube.gmsa.host_group
   - module: microsoft.ad.service_account
 author:
-  - winkube.gmsa contributors
+  - winkube.gmsa maintainers (@winkube)
 """
 
 EXAMPLES = r"""

@@ -18,7 +18,7 @@ description:
 options:
   name:
     description:
-      - Names of the gMSAs to read: their C(cn) or C(sAMAccountName) (with or without the trailing C($)).
+      - Names of the gMSAs to read, each their C(cn) or C(sAMAccountName) (with or without the trailing C($)).
       - Omit to read every gMSA.
     type: list
     elements: str
@@ -37,6 +37,7 @@ attributes:
     support: none
     description: Nothing to show.
   platform:
+    support: full
     platforms: posix
     description: Runs on the Ansible controller; talks LDAP to the domain controller.
 requirements:
@@ -44,7 +45,7 @@ requirements:
 seealso:
   - module: winkube.gmsa.gmsa
 author:
-  - winkube.gmsa contributors
+  - winkube.gmsa maintainers (@winkube)
 """
 
 EXAMPLES = r"""
@@ -163,8 +164,8 @@ def read(module, directory):
         if bad:
             module.fail_json(msg='name: %r is empty or contains a NUL character' % (bad[0],), failed_options=['name'])
         sams = [n if n.endswith('$') else n + '$' for n in names]
-        ldap_filter = '(&%s%s)' % (kind, engine.gmsa_filter(ldap_client.escape_filter_value, names=names,
-                                                           sams=sams + names))
+        by_name = engine.gmsa_filter(ldap_client.escape_filter_value, names=names, sams=sams + names)
+        ldap_filter = '(&%s%s)' % (kind, by_name)
     else:
         ldap_filter = kind
     entries = directory.search(base, ldap_filter, engine.GMSA_READ_ATTRIBUTES)

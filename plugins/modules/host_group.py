@@ -82,6 +82,7 @@ attributes:
     support: full
     description: Shows the group and each gMSA's allowed principals before and after.
   platform:
+    support: full
     platforms: posix
     description: Runs on the Ansible controller; talks LDAP to the domain controller.
 requirements:
@@ -92,7 +93,7 @@ notes:
 seealso:
   - module: winkube.gmsa.gmsa
 author:
-  - winkube.gmsa contributors
+  - winkube.gmsa maintainers (@winkube)
 """
 
 EXAMPLES = r"""

@@ -327,7 +327,7 @@ def test_disable_and_encryption_warning(run_module, samba_lab):
         run_module(name=name, state='absent')
 
 
-def test_debug_dump(run_module, samba_lab):
+def test_timings_report(run_module, samba_lab):
     """Not an assertion of behaviour: prints timings for the report."""
     name = 'gt%s' % uid()
     res = run_module(name=name)

@@ -428,6 +428,8 @@ def plan(rows, desired, current=None, labels=None):
         result.before[row.option] = None if creating else row.codec.display(current_native, labels)
         result.after[row.option] = row.codec.display(target, labels)
         if not managed or row.codec.key(target) == row.codec.key(current_native):
+            if not creating:
+                result.after[row.option] = result.before[row.option]  # equal: show the stored spelling
             if creating and managed and row.codec.encode(target):
                 result.create = result.create or {}
                 result.create[row.attribute] = row.codec.encode(target)

@@ -185,7 +185,7 @@ class GroupMSAMembership:
             acl_revision = data[offset]
             ace_count = struct.unpack('<H', data[offset + 4:offset + 6])[0]
             pos = offset + 8
-            for _ in range(ace_count):
+            for _index in range(ace_count):
                 if pos + 4 > len(data):
                     raise SecurityDescriptorError('DACL truncated')
                 ace_type, flags, size = struct.unpack('<BBH', data[pos:pos + 4])
