@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Generate the lab's own CA and the DC's server certificate (SAN 127.0.0.1, ::1, localhost, DC names).
 
 usage: make_certs.py OUTDIR DC_FQDN

@@ -45,7 +45,7 @@ def _read_env(path: Path) -> dict:
     env = {}
     for line in path.read_text().splitlines():
         if '=' in line and not line.startswith('#'):
-            key, _, value = line.partition('=')
+            key, _sep, value = line.partition('=')
             parsed = shlex.split(value)
             env[key] = parsed[0] if parsed else ''
     return env

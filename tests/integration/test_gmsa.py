@@ -215,7 +215,7 @@ def test_create_exact_idempotent_check_and_diff(run_module, samba_lab):
 
 
 def test_several_accounts_one_task(run_module, samba_lab):
-    names = ['gl%s' % uid() for _ in range(3)]
+    names = ['gl%s' % uid() for _index in range(3)]
     try:
         res = run_module(accounts=[{'name': n} for n in names], description='shared',
                          kerberos_encryption_types={'set': ['aes256']})

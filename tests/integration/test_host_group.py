@@ -33,8 +33,8 @@ def test_host_group_grants_and_revokes(run_module, samba_lab):
     group = 'Hosts%s' % uid()
     gmsa = 'gh%s' % uid()
     other = 'gk%s' % uid()
-    win1_dn, win1_pw, _ = make_computer(samba_lab, 'w1%s' % uid())
-    win2_dn, win2_pw, _ = make_computer(samba_lab, 'w2%s' % uid())
+    win1_dn, win1_pw, _win1_sid = make_computer(samba_lab, 'w1%s' % uid())
+    win2_dn, win2_pw, _win2_sid = make_computer(samba_lab, 'w2%s' % uid())
     win1 = win1_dn.split(',')[0][3:] + '$'
     try:
         # the gMSAs exist with another principal allowed, which must survive
@@ -105,7 +105,7 @@ def test_host_group_grants_and_revokes(run_module, samba_lab):
 def test_kinit_with_retrieved_password(run_module, samba_lab, tmp_path):
     """Stretch: the password derived from the blob gets a Kerberos TGT for the gMSA."""
     gmsa = 'gki%s' % uid()
-    win_dn, win_pw, _ = make_computer(samba_lab, 'wk%s' % uid())
+    win_dn, win_pw, _win_sid = make_computer(samba_lab, 'wk%s' % uid())
     try:
         res = run_module(name=gmsa, allowed_to_retrieve_password={'set': [win_dn]})
         assert res.get('changed') is True, res.get('msg')

@@ -127,8 +127,9 @@ def test_long_name_suggests_sam_account_name():
 
 
 def test_validate_rows():
-    errors = engine.validate(engine.GMSA_ROWS, {'service_principal_names': {'add': ['nohost', 'HTTP/ok']},
-                                                 'description': 'a\x00b', 'managed_password_interval_days': 0})
+    desired = {'service_principal_names': {'add': ['nohost', 'HTTP/ok']},
+               'description': 'a\x00b', 'managed_password_interval_days': 0}
+    errors = engine.validate(engine.GMSA_ROWS, desired)
     assert sorted(o for o, _m in errors) == ['description', 'managed_password_interval_days', 'service_principal_names']
 
 
