@@ -130,10 +130,13 @@ class LdapCountingProxy(object):
         self.port = self.sock.getsockname()[1]
         self._stop = False
         self._thread = None
+        self.trace = [] if os.environ.get('BENCH_LDAP_TRACE') == '1' else None
 
     # -- counters --------------------------------------------------------------------------------------
-    def _count(self, tags):
+    def _count(self, tags, conn_id=None):
         with self.lock:
+            if self.trace is not None:
+                self.trace.append((conn_id, [OPS.get(t, t) for t in tags]))
             for tag in tags:
                 name = OPS.get(tag, 'op%d' % tag)
                 self.counts[name] = self.counts.get(name, 0) + 1
@@ -183,9 +186,10 @@ class LdapCountingProxy(object):
                 return
             with self.lock:
                 self.connections += 1
-            threading.Thread(target=self._serve, args=(raw,), daemon=True).start()
+                conn_id = self.connections
+            threading.Thread(target=self._serve, args=(raw, conn_id), daemon=True).start()
 
-    def _serve(self, raw):
+    def _serve(self, raw, conn_id=None):
         try:
             client = self.server_ctx.wrap_socket(raw, server_side=True)
         except (ssl.SSLError, OSError) as exc:
@@ -200,8 +204,8 @@ class LdapCountingProxy(object):
             client.close()
             return
         done = threading.Event()
-        threading.Thread(target=self._pump, args=(upstream, client, done), daemon=True).start()
-        self._pump(client, upstream, done)
+        threading.Thread(target=self._pump, args=(upstream, client, done, -conn_id), daemon=True).start()
+        self._pump(client, upstream, done, conn_id)
         done.wait(5)
         for s in (client, upstream):
             try:
@@ -209,7 +213,7 @@ class LdapCountingProxy(object):
             except OSError:
                 pass
 
-    def _pump(self, src, dst, done):
+    def _pump(self, src, dst, done, conn_id=None):
         buf = bytearray()
         try:
             while True:
@@ -220,7 +224,7 @@ class LdapCountingProxy(object):
                 tags, used = split_messages(buf)
                 if used:
                     del buf[:used]
-                    self._count(tags)
+                    self._count(tags, conn_id)
                 dst.sendall(data)
         except (OSError, ValueError, ssl.SSLError):
             pass

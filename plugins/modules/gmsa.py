@@ -516,6 +516,11 @@ class GmsaTask:
             if weak:
                 self.module.warn('%s: kerberos_encryption_types %s are weak; prefer aes128 and aes256'
                                  % (label, ', '.join(weak)))
+            dns = acct['dns_host_name']
+            if dns is not None and (len(dns) > 255 or not all(DNS_LABEL.match(label) for label in dns.split('.'))):
+                self.errors.append(('dns_host_name', '%s: dns_host_name %r is not a valid DNS host name (labels of '
+                                    'letters, digits and hyphens, at most 63 characters each, separated by dots)'
+                                    % (label, dns)))
             if acct['path'] is not None and ('\x00' in acct['path'] or '=' not in acct['path']):
                 self.errors.append(('path', '%s: path %r is not a distinguished name' % (label, acct['path'])))
         self.raise_errors()
@@ -605,6 +610,7 @@ class GmsaTask:
                     continue
                 desired['dns_host_name'] = '%s.%s' % (acct['name'], self.directory.dns_domain)
             desired = engine.resolve_principals(engine.GMSA_ROWS, desired, self.resolution.sid)
+            acct['resolved'] = desired
             try:
                 acct['plan'] = engine.plan(engine.GMSA_ROWS, desired, entry)
                 acct['labels_plan'] = engine.plan(engine.GMSA_ROWS, desired, entry, labels=labels)
@@ -653,8 +659,13 @@ class GmsaTask:
                 if acct['state'] == 'absent':
                     self.directory.delete(acct['dn'])
                 elif acct['entry'] is None:
-                    self.directory.add(acct['dn'], engine.GMSA_OBJECT_CLASS, acct['plan'].create)
-                    created.append(acct)
+                    try:
+                        self.directory.add(acct['dn'], engine.GMSA_OBJECT_CLASS, acct['plan'].create)
+                        created.append(acct)
+                    except ldap_client.ADAlreadyExists:
+                        if not self.adopt(acct):
+                            raise
+                        continue
                 else:
                     self.directory.modify(acct['dn'], acct['plan'].changes)
             except ldap_client.ADError as exc:
@@ -677,6 +688,27 @@ class GmsaTask:
                 entry = found.get(acct['sam'].lower())
                 if entry is not None:
                     acct['sid'], acct['guid'], acct['dn'] = entry.sid(), entry.guid(), entry.dn
+
+    def adopt(self, acct):
+        """The add found the account already there: another run (or a retried add whose first answer was
+        lost) created it since we read. Read it again and make it match like any existing account; False
+        when what is there is not this gMSA (the caller then reports the original error)."""
+        ldap_filter = engine.gmsa_filter(ldap_client.escape_filter_value, names=[acct['name']], sams=[acct['sam']])
+        entry = engine.find_account(self.search(self.directory.base_dn, ldap_filter, engine.GMSA_READ_ATTRIBUTES),
+                                    acct['name'], acct['sam'], acct['path'])
+        if entry is None or not engine.is_gmsa(entry) or \
+                engine.normalize_dn(entry.dn) != engine.normalize_dn(acct['dn']):
+            return False
+        desired = acct['resolved']
+        acct['plan'] = engine.plan(engine.GMSA_ROWS, desired, entry)
+        acct['labels_plan'] = engine.plan(engine.GMSA_ROWS, desired, entry, labels=self.resolution.sid_labels())
+        acct['entry'] = entry
+        acct['changed'] = acct['plan'].changed
+        if acct['plan'].changes:
+            self.directory.modify(entry.dn, acct['plan'].changes)
+            self.writes += 1
+        acct['written'] = True
+        return True
 
     # -- 5. report ------------------------------------------------------------------------------------
     def result(self, acct):
@@ -713,6 +745,8 @@ class GmsaTask:
         return dict(before=before, after=after)
 
     def run(self):
+        if not self.accounts:  # accounts: [] manages nothing (e.g. an empty inventory list)
+            self.module.exit_json(changed=False, accounts=[], ldap_operations=dict(searches=0, writes=0))
         self.validate()
         self.directory = ldap_client.connect(self.module)
         try:

@@ -168,7 +168,12 @@ def read(module, directory):
         ldap_filter = '(&%s%s)' % (kind, by_name)
     else:
         ldap_filter = kind
-    entries = directory.search(base, ldap_filter, engine.GMSA_READ_ATTRIBUTES)
+    try:
+        entries = directory.search(base, ldap_filter, engine.GMSA_READ_ATTRIBUTES)
+    except ldap_client.ADError as exc:
+        if not module.params['search_base']:
+            raise
+        module.fail_json(msg='search_base %r cannot be searched: %s' % (base, exc), failed_options=['search_base'])
     found, missing = [], []
     if names:
         for name in names:

@@ -86,6 +86,8 @@ except ImportError:
     HAS_GSSAPI = False
     GSSAPI_IMPORT_ERROR = traceback.format_exc()
 
+from ansible_collections.winkube.gmsa.plugins.module_utils import retry
+
 try:
     from ansible.module_utils.basic import missing_required_lib
 except ImportError:  # pragma: no cover - only outside Ansible
@@ -175,6 +177,23 @@ class ADConnectionError(ADError):
     def __init__(self, message, field=None, **kwargs):
         super(ADConnectionError, self).__init__(message, **kwargs)
         self.field = field
+
+
+class _Lost(Exception):
+    """Internal: the connection was lost (or could not be reopened) during an operation."""
+
+    def __init__(self, cause, reconnect=False):
+        super(_Lost, self).__init__(str(cause))
+        self.cause = cause
+        self.reconnect = reconnect
+
+
+class _Busy(Exception):
+    """Internal: the server answered busy or unavailable."""
+
+    def __init__(self, ok):
+        super(_Busy, self).__init__('busy')
+        self.ok = ok
 
 
 RESULT_NAMES = {
@@ -527,7 +546,10 @@ def open_directory(params, warn=None):
                 field='encryption')
         raise ADConnectionError('bind as %s to %s failed: %s'
                                 % (username or 'Kerberos principal', where, _result_text(result)), field='username')
-    return Directory(conn, base_dn=params.get('base_dn'), bound_as=username)
+    directory = Directory(conn, base_dn=params.get('base_dn'), bound_as=username)
+    # used to reconnect after the connection is lost mid-run (see Directory._call)
+    directory.reopen = lambda: open_directory(params, warn=lambda msg: None).conn
+    return directory
 
 
 def _open_error(exc, where, timeout, ca_file, validate):
@@ -597,6 +619,11 @@ class Directory(object):
 
     def __init__(self, conn, base_dn=None, bound_as=None):
         self.conn = conn
+        self.reopen = None  # callable -> a new bound ldap3 Connection; set by open_directory
+        self.retry_policy = retry.ESTABLISHED
+        self.sleep = None  # tests may replace the wait between retries
+        self.retries = 0  # retries made in this session (transient errors that were overcome or not)
+        self._lost = False  # the last operation was repeated after a lost connection
         self.bound_as = bound_as
         self._base_dn = base_dn
         self._root_dse = None
@@ -731,7 +758,8 @@ class Directory(object):
                 attrs[name] = values if len(values) > 1 else values[0]
         ok = self._call(self.conn.add, 'add', dn, dn, object_class=object_class, attributes=attrs)
         if not ok:
-            self._raise('add', dn, attributes=list(attrs))
+            classes = object_class if isinstance(object_class, (list, tuple)) else [object_class]
+            self._raise('add', dn, attributes=list(attrs), object_class=classes[-1] if classes else None)
 
     def modify(self, dn, changes):
         ldap_changes = {}
@@ -754,6 +782,8 @@ class Directory(object):
     def delete(self, dn):
         ok = self._call(self.conn.delete, 'delete', dn, dn)
         if not ok:
+            if self._lost and (self.conn.result or {}).get('result') == 32:
+                return  # the first try reached the server before the connection was lost: it is gone already
             self._raise('delete', dn)
 
     def close(self):
@@ -767,14 +797,68 @@ class Directory(object):
 
     # -- error handling --------------------------------------------------------------------------------
     def _call(self, func, operation, dn, *args, **kwargs):
-        try:
-            return func(*args, **kwargs)
-        except ldap3_exceptions.LDAPException as exc:
-            raise ADError('LDAP %s of %s failed: %s' % (operation, dn or 'RootDSE', _clean(str(exc))), dn=dn)
-        except (socket.error, OSError) as exc:
-            raise ADError('LDAP %s of %s failed, connection lost: %s' % (operation, dn, exc), dn=dn)
+        """Run one ldap3 operation; transient failures are retried (see module_utils/retry.py).
 
-    def _raise(self, operation, dn, attributes=None, filter_text=None):
+        A lost connection (reset, refused, timed out, closed by the server) is reopened and the operation
+        sent again; busy (51) and unavailable (52) answers are retried as they are. Everything else is
+        returned to the caller, which raises the matching ADError.
+        """
+        name = func.__name__
+        self._lost = False
+
+        def attempt():
+            if self.conn is None:
+                try:
+                    self.conn = self.reopen()
+                except ADConnectionError as exc:
+                    raise _Lost(exc, reconnect=True)
+            try:
+                ok = getattr(self.conn, name)(*args, **kwargs)
+            except ldap3_exceptions.LDAPCommunicationError as exc:
+                raise _Lost(exc)
+            except ldap3_exceptions.LDAPException as exc:
+                raise ADError('LDAP %s of %s failed: %s' % (operation, dn or 'RootDSE', _clean(str(exc))), dn=dn)
+            except (socket.error, OSError) as exc:
+                raise _Lost(exc)
+            if not ok and (self.conn.result or {}).get('result') in retry.TRANSIENT_LDAP_CODES:
+                raise _Busy(ok)
+            return ok
+
+        def transient(exc):
+            if isinstance(exc, _Lost):
+                if self.reopen is None:
+                    return None
+                if exc.reconnect and getattr(exc.cause, 'field', None) in ('password', 'username', 'auth_method'):
+                    return None  # e.g. the password was changed meanwhile: retrying cannot help
+                # anything else while reconnecting (refused, timed out, TLS handshake cut short) is the
+                # server being away: the same options worked at the start of this run
+                return 0
+            if isinstance(exc, _Busy):
+                return 0
+            return None
+
+        def on_retry(exc, _attempt, _delay):
+            self.retries += 1
+            if isinstance(exc, _Lost):
+                self._lost = True
+                if self.conn is not None:
+                    _safe_unbind(self.conn)
+                    self.conn = None
+
+        kwargs_retry = {'sleep': self.sleep} if self.sleep else {}
+        try:
+            return retry.call(attempt, transient, self.retry_policy, on_retry=on_retry, **kwargs_retry)
+        except _Busy as exc:
+            return exc.ok
+        except _Lost as exc:
+            if self.conn is not None:
+                _safe_unbind(self.conn)
+            self.conn = None
+            raise ADError('LDAP %s of %s failed, the connection to the domain controller was lost: %s%s. A rerun '
+                          'completes what is missing.' % (operation, dn or 'RootDSE', _clean(str(exc.cause)),
+                                                          retry.describe(exc)), dn=dn)
+
+    def _raise(self, operation, dn, attributes=None, filter_text=None, object_class=None):
         result = self.conn.result or {}
         code = result.get('result')
         server_text = (result.get('message') or '').strip().rstrip('\x00')
@@ -788,10 +872,11 @@ class Directory(object):
             raise ADAlreadyExists('cannot add %s: an object with this name already exists (%s)' % (dn, detail),
                                   code=code, dn=dn, server_message=server_text)
         if code == 50:
+            parent = ','.join(_split_dn(dn or '')[1:]) or 'the parent container'
             right = {
-                'add': 'Create Child on the parent container (for this object class)',
+                'add': 'the right Create Child of %s objects on %s' % (object_class or 'this class of', parent),
                 'modify': 'Write Property on %s' % (attrs or 'the attributes'),
-                'delete': 'Delete on the object or Delete Child on its parent',
+                'delete': 'Delete on the object or Delete Child on %s' % parent,
                 'search': 'Read Property / List Contents',
             }.get(operation, 'the needed right')
             raise ADInsufficientAccess('%s of %s refused: insufficient access rights; %s needs %s (%s)'

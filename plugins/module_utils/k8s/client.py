@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import ssl
 import time
 
@@ -35,6 +36,8 @@ except ImportError as exc:  # pragma: no cover - exercised by the sanity import 
     class ConfigException(Exception):  # type: ignore[no-redef]
         pass
 
+from ansible_collections.winkube.gmsa.plugins.module_utils import retry
+
 try:
     import yaml
     HAS_YAML = True
@@ -50,6 +53,35 @@ class K8sConnectionError(K8sError):
     """The API server could not be reached, or refused our credentials, or the options are wrong."""
 
 
+_RBAC_DENIAL = re.compile(r'cannot \S+ resource "[^"]+"')
+IDEMPOTENT_METHODS = frozenset(('GET', 'HEAD', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'))
+
+
+class _Unreachable(Exception):
+    """No HTTP answer: connection refused, reset, timed out (internal; becomes K8sConnectionError)."""
+
+    def __init__(self, cause):
+        super(_Unreachable, self).__init__(str(cause))
+        self.cause = cause
+        self.not_sent = isinstance(cause, (urllib3.exceptions.NewConnectionError, urllib3.exceptions.ConnectTimeoutError)) \
+            or isinstance(cause, ConnectionRefusedError)
+
+
+class _TransientStatus(Exception):
+    """An HTTP answer worth retrying (429, 5xx); internal."""
+
+    def __init__(self, response):
+        super(_TransientStatus, self).__init__('HTTP %s' % response.status)
+        self.response = response
+
+
+def _retry_after(response):
+    try:
+        return max(0.0, float(response.headers.get('Retry-After') or 0))
+    except (TypeError, ValueError):
+        return 0
+
+
 class ApiError(K8sError):
     """The API server answered with an error status."""
 
@@ -59,12 +91,15 @@ class ApiError(K8sError):
         self.body = body if isinstance(body, dict) else {}
         self.method = method
         self.path = path
-        message = self.body.get('message') or reason or ''
-        super(ApiError, self).__init__('%s %s: HTTP %s: %s' % (method, path, status, message))
+        super(ApiError, self).__init__('%s %s: HTTP %s: %s' % (method, path, status, self.message))
 
     @property
     def message(self):
-        return self.body.get('message') or self.reason or ''
+        text = self.body.get('message') or self.reason or ''
+        if self.status == 403 and _RBAC_DENIAL.search(text):
+            text += ('. The identity lacks this permission: add the verb and resource named above to a (Cluster)Role '
+                     'bound to it (docs/least-privilege.md lists what each module needs)')
+        return text
 
 
 def require_kubernetes(module):
@@ -178,7 +213,11 @@ class Transport(object):
         self.timeout = timeout
         self.count = 0
         self.counts = {}
-        self.retries = 8
+        self.retry_policy = retry.ESTABLISHED
+        self.first_contact_policy = retry.FIRST_CONTACT
+        self.sleep = time.sleep
+        self.answered = False  # True once the API server has answered once: outages after that are retried longer
+        self.retried_out = ''
         self.last_status = None
         kwargs = {'maxsize': 4}
         if self.host.startswith('https'):
@@ -223,7 +262,8 @@ class Transport(object):
         if body is not None:
             data = json.dumps(body).encode('utf-8')
             content_type = content_type or 'application/json'
-        for attempt in range(self.retries + 1):
+
+        def attempt():
             self.count += 1
             self.counts[method] = self.counts.get(method, 0) + 1
             try:
@@ -232,15 +272,35 @@ class Transport(object):
             except urllib3.exceptions.SSLError as exc:
                 raise K8sConnectionError('TLS error talking to the API server %s: %s' % (self.host, exc))
             except (urllib3.exceptions.HTTPError, OSError) as exc:
-                raise K8sConnectionError('cannot reach the API server %s: %s' % (self.host, exc))
-            # 429: the API server asks us to come back (e.g. storage of a new CRD still initializing)
-            if response.status != 429 or attempt == self.retries:
-                break
-            try:
-                delay = float(response.headers.get('Retry-After') or 1)
-            except ValueError:
-                delay = 1.0
-            time.sleep(min(max(delay, 0.2), 2.0) if attempt else 0.2)
+                raise _Unreachable(exc)
+            if response.status in retry.TRANSIENT_HTTP_STATUSES:
+                raise _TransientStatus(response)
+            return response
+
+        def transient(exc):
+            if isinstance(exc, _TransientStatus):
+                if exc.response.status != 429 and method not in IDEMPOTENT_METHODS:
+                    return None
+                return _retry_after(exc.response)
+            if isinstance(exc, _Unreachable):
+                # a request that never left (connection refused) is always safe to send again; one that
+                # may have reached the server only when repeating it is harmless
+                return 0 if (exc.not_sent or method in IDEMPOTENT_METHODS) else None
+            return None
+
+        policy = self.retry_policy if self.answered else self.first_contact_policy
+        try:
+            response = retry.call(attempt, transient, policy, sleep=self.sleep)
+        except _Unreachable as exc:
+            raise K8sConnectionError('cannot reach the API server %s: %s%s. Check host/kubeconfig, that the API '
+                                     'server runs and that nothing blocks the connection.'
+                                     % (self.host, exc.cause, retry.describe(exc)))
+        except _TransientStatus as exc:
+            response = exc.response
+            self.retried_out = retry.describe(exc)
+        else:
+            self.retried_out = ''
+        self.answered = True
         self.last_status = response.status
         text = response.data.decode('utf-8', 'replace') if response.data else ''
         try:
@@ -251,7 +311,10 @@ class Transport(object):
             raise K8sConnectionError('the API server %s refused our credentials (401 Unauthorized): %s'
                                      % (self.host, decoded.get('message', '')))
         if response.status >= 400:
-            raise ApiError(response.status, response.reason, decoded, method, path)
+            error = ApiError(response.status, response.reason, decoded, method, path)
+            if self.retried_out:
+                error.args = (str(error) + self.retried_out,)
+            raise error
         return decoded
 
     def close(self):

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Scale benchmark of winkube.gmsa against the local lab: bash bench/run.sh [N ...] [--options]
+# (default N=10; see bench/README.md). Results: bench/results/bench-<time>.json (git-ignored).
+set -euo pipefail
+BENCH=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+CACHE=${WINKUBE_GMSA_CACHE:-/var/cache/winkube-gmsa}
+PY=${BENCH_PYTHON:-$CACHE/venv-newest/bin/python}
+if ! "$PY" -c 'import ansible, ldap3, kubernetes, ansible_collections.kubernetes.core' >/dev/null 2>&1; then
+  echo "ERROR: $PY lacks ansible-core, ldap3, kubernetes or the kubernetes.core collection;" \
+       "run 'bash scripts/run-tests' once to build the venvs, or set BENCH_PYTHON" >&2
+  exit 2
+fi
+exec "$PY" "$BENCH/bench.py" --python "$PY" "$@"

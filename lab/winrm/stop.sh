@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Stop the WS-Management test endpoint by signalling the process group saved by start.sh (never by name).
+# Usage: stop.sh [--purge]  (--purge also removes the state folder: certificates, password, logs)
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+STATE_ROOT=${WINKUBE_LAB_STATE:-$REPO/lab/.state}
+STATE=$STATE_ROOT/winrm
+purge=no lock=yes
+for arg in "$@"; do
+  case $arg in
+    --purge) purge=yes ;;
+    --no-lock) lock=no ;;  # used by start.sh, which already holds the lock
+    *) echo "usage: $0 [--purge]" >&2; exit 2 ;;
+  esac
+done
+
+if [ "$lock" = yes ] && [ -d "$STATE_ROOT" ]; then
+  exec 9>"$STATE_ROOT/winrm.lock"
+  flock -w 120 9 || { echo "ERROR: timed out waiting for $STATE_ROOT/winrm.lock" >&2; exit 1; }
+fi
+
+if [ -f "$STATE/pgid" ]; then
+  pgid=$(cat "$STATE/pgid")
+  case $pgid in ''|*[!0-9]*) echo "ERROR: bad process group id in $STATE/pgid" >&2; exit 1 ;; esac
+  if kill -0 -- "-$pgid" 2>/dev/null; then
+    kill -TERM -- "-$pgid" 2>/dev/null || true
+    for _ in $(seq 1 50); do
+      kill -0 -- "-$pgid" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill -0 -- "-$pgid" 2>/dev/null && kill -KILL -- "-$pgid" 2>/dev/null || true
+    echo "stopped the WinRM test endpoint (process group $pgid)" >&2
+  fi
+  rm -f "$STATE/pgid" "$STATE/lab.json"
+fi
+if [ "$purge" = yes ]; then
+  rm -rf "$STATE"
+fi

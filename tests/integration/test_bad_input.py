@@ -1,0 +1,254 @@
+"""Bad input, table-driven (bad_inputs.yml): every module and the credential_spec filter refuse wrong input
+with a message naming the field, and write nothing, against the real Samba DC and kube-apiserver.
+
+All module rows run as tasks of one playbook (ignore_errors), so the table costs one ansible-playbook run.
+Before and after, the test snapshots what a wrong write could touch:
+
+* AD: every object whose cn, sAMAccountName, servicePrincipalName or description contains the run's marker,
+  the objects named like the hostile strings of the table, the uSNChanged of a gMSA the rows aim at, and
+  the number of KDS root keys;
+* Kubernetes: name and resourceVersion of every Namespace, ClusterRole, ClusterRoleBinding, Role,
+  RoleBinding, ServiceAccount, Secret, Service, credential spec, webhook configuration and CRD, and the
+  names of the Deployments.
+
+Any difference fails the test and shows what changed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from pathlib import Path
+
+import pytest
+import yaml
+
+ldap3 = pytest.importorskip('ldap3')
+kubernetes = pytest.importorskip('kubernetes')
+from kubernetes import client  # noqa: E402
+
+HERE = Path(__file__).parent
+TABLE = yaml.safe_load((HERE / 'bad_inputs.yml').read_text())
+AD_MODULES = {'kds_root_key', 'domain_info', 'gmsa', 'gmsa_info', 'host_group'}
+K8S_MODULES = {'crd', 'webhook', 'credential_spec', 'credential_spec_rbac', 'workload_gmsa'}
+FILTERS = {'filter:credential_spec'}
+HOSTILE_NAMES = ['*)(cn=*']
+ROOT_KEYS = 'CN=Master Root Keys,CN=Group Key Distribution Service,CN=Services,'
+
+
+def fill(value, marks):
+    """Replace the {uid}/{gmsa}/{ns} placeholders everywhere in a row's args."""
+    if isinstance(value, str):
+        for key, text in marks.items():
+            value = value.replace('{%s}' % key, text)
+        return value
+    if isinstance(value, list):
+        return [fill(v, marks) for v in value]
+    if isinstance(value, dict):
+        return {k: fill(v, marks) for k, v in value.items()}
+    return value
+
+
+def test_table_is_complete():
+    rows = TABLE['module_rows']
+    ids = [r['id'] for r in rows]
+    print('\nbad_inputs.yml: %d module rows, %d role rows' % (len(rows), len(TABLE.get('role_rows') or [])))
+    assert len(rows) >= 40
+    assert len(ids) == len(set(ids)), 'duplicate ids'
+    assert {r['module'] for r in rows} == AD_MODULES | K8S_MODULES | FILTERS
+    for row in rows:
+        assert set(row) <= {'id', 'module', 'args', 'expect', 'why'}, row['id']
+        assert row['expect'] and isinstance(row['args'], dict), row['id']
+
+
+# -- snapshots ------------------------------------------------------------------------------------------
+
+def ad_snapshot(samba_lab, uid, gmsa):
+    conn = samba_lab.ldap()
+    try:
+        esc = ldap3.utils.conv.escape_filter_chars
+        marker = '(|(cn=*%s*)(sAMAccountName=*%s*)(servicePrincipalName=*%s*)(description=*%s*)%s)' % (
+            uid, uid, uid, uid, ''.join('(cn=%s)' % esc(n) for n in HOSTILE_NAMES))
+        conn.search(samba_lab.base_dn, marker, attributes=['uSNChanged'])
+        marked = sorted(e['dn'] for e in conn.response if e['type'] == 'searchResEntry')
+        conn.search(samba_lab.base_dn, '(sAMAccountName=%s$)' % gmsa, attributes=['uSNChanged'])
+        target = [(e['dn'], e['raw_attributes']['uSNChanged']) for e in conn.response if e['type'] == 'searchResEntry']
+        conn.search(ROOT_KEYS + samba_lab.config_dn, '(objectClass=msKds-ProvRootKey)', search_scope=ldap3.LEVEL,
+                    attributes=['cn'])
+        keys = sorted(e['dn'] for e in conn.response if e['type'] == 'searchResEntry')
+    finally:
+        conn.unbind()
+    return {'marked': marked, 'target': target, 'root_keys': keys}
+
+
+def k8s_snapshot(api):
+    core, rbac = client.CoreV1Api(api), client.RbacAuthorizationV1Api(api)
+    adm, ext, apps = client.AdmissionregistrationV1Api(api), client.ApiextensionsV1Api(api), client.AppsV1Api(api)
+    custom = client.CustomObjectsApi(api)
+    listed = {
+        'Namespace': core.list_namespace, 'ServiceAccount': core.list_service_account_for_all_namespaces,
+        'Secret': core.list_secret_for_all_namespaces, 'Service': core.list_service_for_all_namespaces,
+        'ClusterRole': rbac.list_cluster_role, 'ClusterRoleBinding': rbac.list_cluster_role_binding,
+        'Role': rbac.list_role_for_all_namespaces, 'RoleBinding': rbac.list_role_binding_for_all_namespaces,
+        'MutatingWebhookConfiguration': adm.list_mutating_webhook_configuration,
+        'ValidatingWebhookConfiguration': adm.list_validating_webhook_configuration,
+        'CustomResourceDefinition': ext.list_custom_resource_definition,
+    }
+    snap = {}
+    for kind, lister in listed.items():
+        for item in lister().items:
+            snap[(kind, item.metadata.namespace, item.metadata.name)] = item.metadata.resource_version
+    for item in apps.list_deployment_for_all_namespaces().items:
+        snap[('Deployment', item.metadata.namespace, item.metadata.name)] = 'exists'
+    for item in custom.list_cluster_custom_object('windows.k8s.io', 'v1', 'gmsacredentialspecs')['items']:
+        snap[('GMSACredentialSpec', None, item['metadata']['name'])] = item['metadata']['resourceVersion']
+    return snap
+
+
+def k8s_difference(before, after):
+    out = []
+    for key in sorted(set(before) | set(after), key=str):
+        if before.get(key) != after.get(key):
+            out.append('%s: %s -> %s' % ('/'.join(k for k in key if k), before.get(key), after.get(key)))
+    return out
+
+
+# -- the playbook ---------------------------------------------------------------------------------------
+
+def playbook(rows):
+    tasks = []
+    for row in rows:
+        if row['module'].startswith('filter:'):
+            name = row['module'].split(':', 1)[1]
+            extra = ', '.join('%s=rows[%s].%s' % (k, json.dumps(row['id']), k)
+                              for k in row['args'] if k not in ('domain', 'account'))
+            call = 'rows[%s].domain | winkube.gmsa.%s(rows[%s].account%s)' % (
+                json.dumps(row['id']), name, json.dumps(row['id']), (', ' + extra) if extra else '')
+            tasks.append('    - name: %s\n      ansible.builtin.set_fact:\n        filtered: "{{ %s }}"\n'
+                         '      ignore_errors: true\n' % (row['id'], call.replace('"', '\\"')))
+        else:
+            tasks.append('    - name: %s\n      winkube.gmsa.%s: "{{ rows[%s] }}"\n      ignore_errors: true\n'
+                         % (row['id'], row['module'], json.dumps(row['id']).replace('"', "'")))
+    return '- hosts: localhost\n  gather_facts: false\n  tasks:\n' + ''.join(tasks)
+
+
+@pytest.fixture
+def targets(samba_lab, k8s_lab, run_playbook):
+    """The run's marker, a gMSA and a namespace the rows aim at, and the CRD (set up with the modules)."""
+    uid = secrets.token_hex(4)
+    other = secrets.token_hex(3)
+    gmsa, ns = 'bi' + other, 'badin-' + other
+    setup = """
+    - hosts: localhost
+      gather_facts: false
+      tasks:
+        - name: gmsa
+          winkube.gmsa.gmsa: "{{ gmsa_args }}"
+        - name: crd
+          winkube.gmsa.crd: {kubeconfig: "{{ kubeconfig }}"}
+        - name: ns
+          winkube.gmsa.credential_spec_rbac:
+            kubeconfig: "{{ kubeconfig }}"
+            missing_namespace: create
+            bindings: [{credential_spec: "%s", use_by: [{namespace: "%s", service_accounts: [default]}]}]
+    """ % ('bi-' + other, ns)
+    result = run_playbook(setup, extra_vars={
+        'gmsa_args': samba_lab.module_args(name=gmsa, service_principal_names={'set': ['HTTP/%s.contoso.test' % gmsa]}),
+        'kubeconfig': k8s_lab.kubeconfig})
+    assert result.rc == 0, result
+    yield {'uid': uid, 'gmsa': gmsa, 'ns': ns}
+    conn = samba_lab.ldap()
+    try:
+        conn.delete('CN=%s,CN=Managed Service Accounts,%s' % (gmsa, samba_lab.base_dn))
+    finally:
+        conn.unbind()
+
+
+def test_bad_module_input_fails_names_the_field_and_writes_nothing(targets, samba_lab, k8s_lab, run_playbook):
+    rows = TABLE['module_rows']
+    api = k8s_lab.api_client()
+    resolved = {}
+    for row in rows:
+        args = fill(row['args'], targets)
+        if row['module'] in AD_MODULES:
+            conn = samba_lab.module_args()
+            conn.update(args)
+            args = conn
+        elif row['module'] in K8S_MODULES:
+            args = dict({'kubeconfig': k8s_lab.kubeconfig}, **args)
+        resolved[row['id']] = args
+    ad_before, k8s_before = ad_snapshot(samba_lab, targets['uid'], targets['gmsa']), k8s_snapshot(api)
+    assert ad_before['target'], 'the target gMSA was not created'
+
+    result = run_playbook(playbook(rows), extra_vars={'rows': resolved, 'ansible_no_target_syslog': True})
+
+    problems = []
+    for row in rows:
+        task = result.results.get(row['id'])
+        if task is None:
+            problems.append('%s: no result (playbook rc %s)' % (row['id'], result.rc))
+            continue
+        msg = str(task.get('msg', ''))
+        if not task.get('failed'):
+            problems.append('%s: did not fail: %s' % (row['id'], json.dumps(task, default=str)[:300]))
+        elif row['expect'].lower() not in msg.lower():
+            problems.append('%s: message lacks %r: %s' % (row['id'], row['expect'], msg[:400]))
+        if task.get('changed'):
+            problems.append('%s: reported changed' % row['id'])
+        if 'Traceback' in json.dumps(task, default=str) or 'MODULE FAILURE' in msg:
+            problems.append('%s: crashed instead of a clear failure: %s' % (row['id'], msg[:300]))
+    ad_after, k8s_after = ad_snapshot(samba_lab, targets['uid'], targets['gmsa']), k8s_snapshot(api)
+    if ad_after != ad_before:
+        problems.append('AD was written: before %s after %s' % (ad_before, ad_after))
+    problems += ['Kubernetes was written: %s' % d for d in k8s_difference(k8s_before, k8s_after)]
+    assert not os.path.exists('/tmp/pwned-%s' % targets['uid']), 'a YAML tag in a credspec string ran code'
+    print('\n%d bad-input rows checked (%d AD, %d Kubernetes, %d filter)' % (
+        len(rows), sum(r['module'] in AD_MODULES for r in rows), sum(r['module'] in K8S_MODULES for r in rows),
+        sum(r['module'] in FILTERS for r in rows)))
+    assert not problems, '\n'.join(problems)
+
+
+ROLE_ROWS = TABLE.get('role_rows') or []
+
+
+@pytest.mark.skipif(not ROLE_ROWS, reason='bad_inputs.yml has no role_rows yet (the roles add them)')
+@pytest.mark.parametrize('row', ROLE_ROWS, ids=[r['id'] for r in ROLE_ROWS])
+def test_bad_role_input_is_refused_by_the_argument_spec(row, run_playbook, samba_lab, k8s_lab):
+    api = k8s_lab.api_client()
+    uid = secrets.token_hex(4)
+    marks = {'uid': uid, 'gmsa': 'none' + uid, 'ns': 'none-' + uid}
+    k8s_before = k8s_snapshot(api)
+    ad_before = ad_snapshot(samba_lab, uid, marks['gmsa'])
+    play = ('- hosts: localhost\n  gather_facts: false\n  tasks:\n    - name: role\n'
+            '      ansible.builtin.include_role:\n        name: winkube.gmsa.%s\n      vars: "{{ role_vars }}"\n'
+            % row['role'])
+    result = run_playbook(play, extra_vars={'role_vars': fill(row.get('vars') or {}, marks)})
+    assert result.rc != 0, result
+    text = result.stdout + result.stderr
+    assert row['expect'].lower() in text.lower(), text[-3000:]
+    assert k8s_difference(k8s_before, k8s_snapshot(api)) == []
+    assert ad_snapshot(samba_lab, uid, marks['gmsa']) == ad_before
+
+
+def test_empty_lists_are_no_ops(samba_lab, k8s_lab, run_playbook):
+    """An empty list of things to manage (e.g. an inventory with no accounts yet) is not an error: nothing
+    is read or written and nothing is reported changed. (accounts: [] used to crash the gmsa module.)"""
+    api = k8s_lab.api_client()
+    before = k8s_snapshot(api)
+    play = """
+    - hosts: localhost
+      gather_facts: false
+      tasks:
+        - name: gmsa
+          winkube.gmsa.gmsa: "{{ ad | combine({'accounts': []}) }}"
+        - name: credential_spec
+          winkube.gmsa.credential_spec: {kubeconfig: "{{ kubeconfig }}", credential_specs: []}
+    """
+    result = run_playbook(play, extra_vars={'ad': samba_lab.module_args(), 'kubeconfig': k8s_lab.kubeconfig})
+    assert result.rc == 0, result
+    assert result.results['gmsa']['changed'] is False and result.results['gmsa']['accounts'] == []
+    assert result.results['gmsa']['ldap_operations'] == {'searches': 0, 'writes': 0}
+    assert result.results['credential_spec']['changed'] is False
+    assert result.results['credential_spec']['api_requests']['writes'] == 0
+    assert k8s_difference(before, k8s_snapshot(api)) == []

@@ -1,0 +1,398 @@
+"""Faults in the middle of a run, against the real servers.
+
+* kube-apiserver killed (SIGKILL of its saved process group) while credential_spec and credential_spec_rbac
+  converge 70 credential specs, 70 ClusterRoles and 140 RoleBindings, and started again from the same command
+  line: after a short outage the same run finishes (the transport's retries); after an outage longer than
+  the retry budget the run fails with a message saying so, and a rerun finishes. Either way the state read
+  back is exactly the declared one, and one more run changes nothing.
+* Samba DC frozen (SIGSTOP of its process group, SIGCONT 6 s later) while one gmsa call creates 40 accounts
+  with a 2 s LDAP timeout: the in-flight add times out, the client reconnects and repeats it; the DC, once
+  thawed, also executes the timed-out add, so the repeat meets "already exists" and the module adopts the
+  account. Restarting the same domain is not possible with lab/samba/start.sh (it provisions a new one), so
+  a freeze is the honest stand-in for a DC that is unreachable for a while.
+* The webhook's serving certificate expired (an expired certificate and its CA put into its Secret): the next
+  webhook run detects it, rotates, and the configurations trust the new CA.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+kubernetes = pytest.importorskip('kubernetes')
+from kubernetes import client  # noqa: E402
+
+from test_gmsa import attrs_of, read, uid  # noqa: E402
+
+N_SPECS = 70
+N_GMSAS = 40
+SELECTOR = 'app.kubernetes.io/managed-by=winkube.gmsa'
+
+
+# -- helpers ---------------------------------------------------------------------------------------------
+
+def start_playbook(ansible_env, tmp_path, play: str, extra: dict, label: str):
+    work = tmp_path / label
+    work.mkdir()
+    (work / 'play.yml').write_text(textwrap.dedent(play))
+    (work / 'vars.json').write_text(json.dumps(extra))
+    cmd = [str(Path(sys.executable).parent / 'ansible-playbook'), '-i', 'localhost,', '-c', 'local',
+           str(work / 'play.yml'), '-e', '@%s' % (work / 'vars.json')]
+    return subprocess.Popen(cmd, env=ansible_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finish(proc, timeout=600):
+    out, err = proc.communicate(timeout=timeout)
+    results = {}
+    try:
+        for play in json.loads(out).get('plays', []):
+            for task in play.get('tasks', []):
+                results[task['task']['name']] = task['hosts'].get('localhost', {})
+    except ValueError:
+        pass
+    return proc.returncode, results, out, err
+
+
+class ApiServer:
+    """Kill and restart the lab's kube-apiserver by its saved process group id, same command line."""
+
+    def __init__(self, lab):
+        self.lab = lab
+        self.pgid_file = Path(lab.state_dir) / 'pids' / 'kube-apiserver.pgid'
+        self.log = Path(lab.state_dir) / 'logs' / 'kube-apiserver.log'
+        self.cmd = None
+
+    def kill(self):
+        pgid = int(self.pgid_file.read_text())
+        self.cmd = Path('/proc/%d/cmdline' % pgid).read_bytes().rstrip(b'\0').split(b'\0')
+        assert self.cmd and self.cmd[0].endswith(b'kube-apiserver'), self.cmd
+        os.killpg(pgid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(pgid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.05)
+        raise AssertionError('kube-apiserver did not die')
+
+    def start(self):
+        with open(self.log, 'ab') as log:
+            proc = subprocess.Popen(self.cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                    start_new_session=True)
+        self.pgid_file.write_text('%d\n' % proc.pid)  # so that lab/k8s/stop.sh stops this one
+        self.cmd = None
+        return proc
+
+    def wait_ready(self, timeout=60):
+        api = self.lab.api_client()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                text = api.call_api('/readyz', 'GET', response_type='str', auth_settings=[],
+                                    _return_http_data_only=True, _preload_content=True)
+                if 'ok' in str(text):
+                    return
+            except Exception:  # pylint: disable=broad-except
+                pass
+            time.sleep(0.2)
+        raise AssertionError('kube-apiserver not ready %ss after the restart' % timeout)
+
+
+def credspec(name):
+    return {'CmsPlugins': ['ActiveDirectory'],
+            'DomainJoinConfig': {'Sid': 'S-1-5-21-1-2-3', 'MachineAccountName': name,
+                                 'Guid': '244818ae-87ac-4fcd-92ec-e79e5252348a', 'DnsTreeName': 'contoso.test',
+                                 'DnsName': 'contoso.test', 'NetBiosName': 'CONTOSO'},
+            'ActiveDirectoryConfig': {'GroupManagedServiceAccounts': [{'Name': name, 'Scope': 'contoso.test'},
+                                                                     {'Name': name, 'Scope': 'CONTOSO'}]}}
+
+
+K8S_CONVERGE = """
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: specs
+      winkube.gmsa.credential_spec:
+        kubeconfig: "{{ kubeconfig }}"
+        credential_specs: "{{ specs }}"
+    - name: rbac
+      winkube.gmsa.credential_spec_rbac:
+        kubeconfig: "{{ kubeconfig }}"
+        missing_namespace: create
+        bindings: "{{ bindings }}"
+"""
+
+
+def declared_k8s(tag):
+    names = ['gmsa-%s-%02d' % (tag, i) for i in range(N_SPECS)]
+    namespaces = ['flt-%s-a' % tag, 'flt-%s-b' % tag]
+    specs = [{'name': n, 'credspec': credspec(n)} for n in names]
+    bindings = [{'credential_spec': n, 'use_by': [{'namespace': ns, 'service_accounts': ['app-%d' % i, 'default']}
+                                                  for ns in namespaces]}
+                for i, n in enumerate(names)]
+    return names, namespaces, specs, bindings
+
+
+def read_back_k8s(api, tag, names, namespaces):
+    """Assert the API server holds exactly the declared objects for this tag."""
+    custom, rbac = client.CustomObjectsApi(api), client.RbacAuthorizationV1Api(api)
+    specs = {i['metadata']['name']: i for i in custom.list_cluster_custom_object(
+        'windows.k8s.io', 'v1', 'gmsacredentialspecs')['items'] if '-%s-' % tag in i['metadata']['name']}
+    assert sorted(specs) == names
+    for name, item in specs.items():
+        assert item['credspec'] == credspec(name)
+    roles = {r.metadata.name: r for r in rbac.list_cluster_role(label_selector=SELECTOR).items
+             if '-%s-' % tag in r.metadata.name}
+    assert sorted(roles) == sorted('winkube-gmsa-use-%s' % n for n in names)
+    for i, name in enumerate(names):
+        rule = roles['winkube-gmsa-use-%s' % name].rules
+        assert len(rule) == 1 and rule[0].verbs == ['use'] and rule[0].resource_names == [name]
+    for ns in namespaces:
+        bindings = {b.metadata.name: b for b in rbac.list_namespaced_role_binding(ns).items}
+        assert sorted(bindings) == sorted('winkube-gmsa-use-%s' % n for n in names)
+        for i, name in enumerate(names):
+            binding = bindings['winkube-gmsa-use-%s' % name]
+            assert binding.role_ref.name == 'winkube-gmsa-use-%s' % name
+            assert sorted((s.kind, s.name, s.namespace) for s in binding.subjects) == sorted(
+                [('ServiceAccount', 'app-%d' % i, ns), ('ServiceAccount', 'default', ns)])
+
+
+def count_partial(api, tag):
+    """Declared objects of this tag that exist so far (ClusterRoles + RoleBindings + credential specs)."""
+    rbac, custom = client.RbacAuthorizationV1Api(api), client.CustomObjectsApi(api)
+    roles = [r for r in rbac.list_cluster_role(label_selector=SELECTOR).items if '-%s-' % tag in r.metadata.name]
+    bindings = [b for b in rbac.list_role_binding_for_all_namespaces(label_selector=SELECTOR).items
+                if '-%s-' % tag in b.metadata.name]
+    specs = [i for i in custom.list_cluster_custom_object('windows.k8s.io', 'v1', 'gmsacredentialspecs',
+                                                          label_selector=SELECTOR)['items']
+             if '-%s-' % tag in i['metadata']['name']]
+    return len(specs) + len(roles) + len(bindings)
+
+
+def cleanup_k8s(api, tag, names, namespaces):
+    custom, rbac, core = client.CustomObjectsApi(api), client.RbacAuthorizationV1Api(api), client.CoreV1Api(api)
+    for name in names:
+        for call in (lambda: custom.delete_cluster_custom_object('windows.k8s.io', 'v1', 'gmsacredentialspecs', name),
+                     lambda: rbac.delete_cluster_role('winkube-gmsa-use-%s' % name)):
+            try:
+                call()
+            except client.ApiException:
+                pass
+    for ns in namespaces:
+        try:
+            core.delete_namespace(ns)
+        except client.ApiException:
+            pass
+
+
+# -- kube-apiserver killed mid-converge -------------------------------------------------------------------
+
+@pytest.mark.parametrize('outage', [2, 28], ids=['outage-2s-within-retry-budget', 'outage-28s-beyond-budget'])
+def test_apiserver_killed_mid_converge(outage, k8s_lab, ansible_env, tmp_path, run_playbook):
+    api = k8s_lab.api_client()
+    assert run_playbook('- hosts: localhost\n  gather_facts: false\n  tasks:\n    - name: crd\n'
+                        '      winkube.gmsa.crd: {kubeconfig: "%s"}\n' % k8s_lab.kubeconfig).rc == 0
+    tag = 'k%s' % uid()
+    names, namespaces, specs, bindings = declared_k8s(tag)
+    total = len(names) * (2 + len(namespaces))
+    server = ApiServer(k8s_lab)
+    extra = {'kubeconfig': k8s_lab.kubeconfig, 'specs': specs, 'bindings': bindings}
+    try:
+        proc = start_playbook(ansible_env, tmp_path, K8S_CONVERGE, extra, 'first')
+        seen, started = 0, time.monotonic()
+        while time.monotonic() - started < 120:
+            seen = count_partial(api, tag)
+            if seen >= 3 or proc.poll() is not None:
+                break
+            time.sleep(0.02)
+        assert proc.poll() is None and 0 < seen < total, 'missed the window: %d of %d objects, rc %s' % (
+            seen, total, proc.poll())
+        server.kill()
+        killed_at = time.monotonic()
+        time.sleep(outage)
+        server.start()
+        server.wait_ready()
+        down = time.monotonic() - killed_at
+        rc, results, out, err = finish(proc)
+        failed = [t for t in results.values() if t.get('failed')]
+        print('\nkilled with %d of %d objects written; API server away %.1f s; first run rc %s'
+              % (seen, total, down, rc))
+        if outage < 5:
+            assert rc == 0, (failed, err[-2000:])
+        else:
+            assert rc != 0 and failed, 'a %ss outage should exceed the retry budget' % outage
+            msg = failed[0]['msg']
+            assert 'cannot reach the API server' in msg and 'tried' in msg, msg
+            rerun = run_playbook(K8S_CONVERGE, extra_vars=extra)
+            assert rerun.rc == 0, rerun
+        read_back_k8s(api, tag, names, namespaces)
+        again = run_playbook(K8S_CONVERGE, extra_vars=extra)
+        assert again.rc == 0 and not again.changed, again
+    finally:
+        if server.cmd is not None:  # the test failed between kill and start
+            server.start()
+            server.wait_ready()
+        cleanup_k8s(api, tag, names, namespaces)
+
+
+# -- Samba DC frozen mid-run ----------------------------------------------------------------------------
+
+GMSA_PLAY = """
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: gmsa
+      winkube.gmsa.gmsa: "{{ ad | combine({'accounts': accounts, 'timeout': 2}) }}"
+"""
+
+
+def marker_entries(samba_lab, tag):
+    return read(samba_lab, '(sAMAccountName=%s*)' % tag,
+                ['sAMAccountName', 'servicePrincipalName', 'description', 'objectClass'])
+
+
+def test_domain_controller_frozen_mid_run(samba_lab, ansible_env, tmp_path, run_playbook):
+    tag = 'fz%s' % uid()
+    accounts = [{'name': '%s%02d' % (tag, i), 'description': 'frozen %d' % i,
+                 'service_principal_names': {'set': ['HTTP/%s%02d.%s' % (tag, i, samba_lab.dns_domain)]}}
+                for i in range(N_GMSAS)]
+    extra = {'ad': samba_lab.module_args(), 'accounts': accounts}
+    pgid = int((samba_lab.state_dir / 'pgid').read_text())
+    frozen_for = 6.0
+    try:
+        proc = start_playbook(ansible_env, tmp_path, GMSA_PLAY, extra, 'gmsa')
+        seen, started = 0, time.monotonic()
+        while time.monotonic() - started < 120:
+            seen = len(marker_entries(samba_lab, tag))
+            if seen >= 2 or proc.poll() is not None:
+                break
+            time.sleep(0.03)
+        assert proc.poll() is None and 0 < seen < N_GMSAS, 'missed the window: %d of %d, rc %s' % (
+            seen, N_GMSAS, proc.poll())
+        os.killpg(pgid, signal.SIGSTOP)
+        try:
+            time.sleep(frozen_for)
+        finally:
+            os.killpg(pgid, signal.SIGCONT)
+        rc, results, _out, err = finish(proc)
+        print('\nDC frozen %.0f s with %d of %d accounts created; run rc %s' % (frozen_for, seen, N_GMSAS, rc))
+        assert rc == 0, (results, err[-2000:])
+        entries = marker_entries(samba_lab, tag)
+        sams = sorted(attrs_of(e)['sAMAccountName'][0] for e in entries)
+        assert sams == sorted('%s$' % a['name'] for a in accounts)  # all there, none twice
+        for entry in entries:
+            attrs = attrs_of(entry)
+            name = attrs['sAMAccountName'][0][:-1]
+            index = int(name[-2:])
+            assert attrs['description'] == ['frozen %d' % index]
+            assert attrs['servicePrincipalName'] == ['HTTP/%s.%s' % (name, samba_lab.dns_domain)]
+            assert 'msDS-GroupManagedServiceAccount' in attrs['objectClass']
+        again = run_playbook(GMSA_PLAY, extra_vars=extra)
+        assert again.rc == 0 and not again.changed, again
+    finally:
+        try:
+            os.killpg(pgid, signal.SIGCONT)
+        except ProcessLookupError:
+            pass
+        conn = samba_lab.ldap()
+        try:
+            for entry in read(samba_lab, '(sAMAccountName=%s*)' % tag, ['cn']):
+                conn.delete(entry['dn'])
+        finally:
+            conn.unbind()
+
+
+# -- expired webhook certificate ------------------------------------------------------------------------
+
+HOOK_PLAY = """
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: webhook
+      winkube.gmsa.webhook:
+        kubeconfig: "{{ kubeconfig }}"
+        name: "{{ hook }}"
+        namespace: "{{ hook }}"
+        webhook_url: "https://127.0.0.1:9/"
+"""
+
+
+def expired_tls(names):
+    """A CA and a serving certificate (for names) that expired yesterday, with its key, as PEM text."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+    import ipaddress
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, 'expired test CA')])
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+          .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=400))
+          .not_valid_after(now + datetime.timedelta(days=400))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True).sign(ca_key, hashes.SHA256()))
+    sans = [x509.IPAddress(ipaddress.ip_address(n)) if n.replace('.', '').isdigit() else x509.DNSName(n) for n in names]
+    cert = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
+            .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=100)).not_valid_after(now - datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName(sans), critical=False).sign(ca_key, hashes.SHA256()))
+    pem = serialization.Encoding.PEM
+    return (ca.public_bytes(pem).decode(), cert.public_bytes(pem).decode(),
+            key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode())
+
+
+def test_expired_webhook_certificate_is_rotated(k8s_lab, run_playbook):
+    from cryptography import x509
+
+    api = k8s_lab.api_client()
+    core, adm = client.CoreV1Api(api), client.AdmissionregistrationV1Api(api)
+    hook = 'exp-%s' % uid()
+    extra = {'kubeconfig': k8s_lab.kubeconfig, 'hook': hook}
+    try:
+        first = run_playbook(HOOK_PLAY, extra_vars=extra)
+        assert first.rc == 0, first
+        names = first.results['webhook']['tls']['names']
+        secret = core.read_namespaced_secret('%s-tls' % hook, hook)
+        ca_pem, cert_pem, key_pem = expired_tls(names)
+        secret.data = {k: base64.b64encode(v.encode()).decode()
+                       for k, v in (('ca.crt', ca_pem), ('tls.crt', cert_pem), ('tls.key', key_pem))}
+        core.replace_namespaced_secret('%s-tls' % hook, hook, secret)
+
+        rotated = run_playbook(HOOK_PLAY, extra_vars=extra)
+        assert rotated.rc == 0 and rotated.changed, rotated
+        tls = rotated.results['webhook']['tls']
+        assert tls['action'] == 'rotate' and any('expires' in r for r in tls['reasons']), tls
+        data = core.read_namespaced_secret('%s-tls' % hook, hook).data
+        new_cert = x509.load_pem_x509_certificate(base64.b64decode(data['tls.crt']))
+        new_ca = base64.b64decode(data['ca.crt']).decode()
+        assert new_cert.not_valid_after_utc > datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=300)
+        assert base64.b64decode(data['tls.crt']).decode() != cert_pem and new_ca != ca_pem
+        for config in (adm.read_mutating_webhook_configuration(hook), adm.read_validating_webhook_configuration(hook)):
+            bundle = base64.b64decode(config.webhooks[0].client_config.ca_bundle).decode()
+            assert new_ca.strip() in bundle
+        settled = run_playbook(HOOK_PLAY, extra_vars=extra)  # drops the expired CA from the bundles
+        assert settled.rc == 0 and settled.results['webhook']['tls']['action'] == 'keep'
+        for config in (adm.read_mutating_webhook_configuration(hook), adm.read_validating_webhook_configuration(hook)):
+            assert base64.b64decode(config.webhooks[0].client_config.ca_bundle).decode().strip() == new_ca.strip()
+        final = run_playbook(HOOK_PLAY, extra_vars=extra)
+        assert final.rc == 0 and not final.changed, final
+    finally:
+        for call in (lambda: adm.delete_mutating_webhook_configuration(hook),
+                     lambda: adm.delete_validating_webhook_configuration(hook),
+                     lambda: core.delete_namespace(hook)):
+            try:
+                call()
+            except client.ApiException:
+                pass

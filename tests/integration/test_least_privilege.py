@@ -1,0 +1,320 @@
+"""Least privilege (docs/least-privilege.md), proven against the real servers.
+
+Kubernetes: a ServiceAccount bound to exactly the ClusterRole the document lists for credential_spec and
+for credential_spec_rbac runs those modules through a TokenRequest token (host/api_key/ca_cert, no
+kubeconfig); with one rule removed the same run fails and the message names the missing verb and resource.
+
+Active Directory: a plain domain user (not an administrator) given, on one OU only, Create/Delete Child of
+msDS-GroupManagedServiceAccount objects and Read/Write Property on those objects (ACEs added to the OU's
+nTSecurityDescriptor with impacket's ldaptypes) creates, updates and deletes a gMSA there with the gmsa
+module. Without the Create Child right the module fails with a message naming that right, the object
+class and the OU, and nothing is created; without Write Property an update fails naming the attribute.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+
+import pytest
+
+kubernetes = pytest.importorskip('kubernetes')
+ldap3 = pytest.importorskip('ldap3')
+ldaptypes = pytest.importorskip('impacket.ldap.ldaptypes')
+from kubernetes import client  # noqa: E402
+
+from test_faults import credspec  # noqa: E402
+from test_gmsa import attrs_of, read, uid  # noqa: E402
+
+# The ClusterRoles of docs/least-privilege.md for these two modules (keep both in step).
+RULES = {
+    'credential_spec': [
+        {'apiGroups': ['windows.k8s.io'], 'resources': ['gmsacredentialspecs'],
+         'verbs': ['get', 'list', 'create', 'patch', 'delete']},
+    ],
+    'credential_spec_rbac': [
+        {'apiGroups': [''], 'resources': ['namespaces'], 'verbs': ['get', 'list']},
+        {'apiGroups': ['rbac.authorization.k8s.io'], 'resources': ['clusterroles', 'rolebindings'],
+         'verbs': ['get', 'list', 'create', 'patch', 'delete']},
+        {'apiGroups': ['windows.k8s.io'], 'resources': ['gmsacredentialspecs'], 'verbs': ['use']},
+    ],
+}
+
+SPEC_PLAY = """
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: task
+      winkube.gmsa.credential_spec:
+        host: "{{ host }}"
+        api_key: "{{ token }}"
+        ca_cert: "{{ ca_cert }}"
+        credential_specs: [{name: "{{ spec }}", credspec: "{{ content }}"}]
+      register: out
+      ignore_errors: true
+"""
+
+RBAC_PLAY = """
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: task
+      winkube.gmsa.credential_spec_rbac:
+        host: "{{ host }}"
+        api_key: "{{ token }}"
+        ca_cert: "{{ ca_cert }}"
+        bindings: [{credential_spec: "{{ spec }}", use_by: [{namespace: "{{ ns }}", service_accounts: [web]}]}]
+      register: out
+      ignore_errors: true
+"""
+
+
+class LimitedIdentity:
+    """A ServiceAccount bound to one ClusterRole (rules given), with a short-lived token."""
+
+    def __init__(self, api, name, rules):
+        self.api, self.name = api, name
+        self.core, self.rbac = client.CoreV1Api(api), client.RbacAuthorizationV1Api(api)
+        self.core.create_namespace({'metadata': {'name': name}})
+        self.core.create_namespaced_service_account(name, {'metadata': {'name': 'deployer'}})
+        self.rbac.create_cluster_role({'metadata': {'name': name}, 'rules': rules})
+        self.rbac.create_cluster_role_binding({
+            'metadata': {'name': name},
+            'roleRef': {'apiGroup': 'rbac.authorization.k8s.io', 'kind': 'ClusterRole', 'name': name},
+            'subjects': [{'kind': 'ServiceAccount', 'name': 'deployer', 'namespace': name}]})
+        self.token = self.core.create_namespaced_service_account_token(
+            'deployer', name, {'spec': {'expirationSeconds': 3600}}).status.token
+
+    def set_rules(self, rules):
+        self.rbac.patch_cluster_role(self.name, {'rules': rules})
+
+    def close(self):
+        for call in (lambda: self.rbac.delete_cluster_role_binding(self.name),
+                     lambda: self.rbac.delete_cluster_role(self.name), lambda: self.core.delete_namespace(self.name)):
+            try:
+                call()
+            except client.ApiException:
+                pass
+
+
+def without(rules, api_group, resource, verb):
+    out = []
+    for rule in rules:
+        rule = dict(rule, verbs=list(rule['verbs']))
+        if api_group in rule['apiGroups'] and resource in rule['resources'] and verb in rule['verbs']:
+            if len(rule['resources']) > 1:  # split the rule so only this resource loses the verb
+                out.append(dict(rule, resources=[r for r in rule['resources'] if r != resource]))
+                rule = dict(rule, resources=[resource])
+            rule['verbs'].remove(verb)
+        out.append(rule)
+    return out
+
+
+def test_k8s_modules_work_with_exactly_the_documented_cluster_roles(k8s_lab, run_playbook):
+    api = k8s_lab.api_client()
+    custom, rbac, core = client.CustomObjectsApi(api), client.RbacAuthorizationV1Api(api), client.CoreV1Api(api)
+    tag = uid()
+    ns = 'lp-apps-%s' % tag
+    core.create_namespace({'metadata': {'name': ns}})
+    assert run_playbook('- hosts: localhost\n  gather_facts: false\n  tasks:\n    - name: crd\n'
+                        '      winkube.gmsa.crd: {kubeconfig: "%s"}\n' % k8s_lab.kubeconfig).rc == 0
+    spec_id = LimitedIdentity(api, 'lp-spec-%s' % tag, RULES['credential_spec'])
+    rbac_id = LimitedIdentity(api, 'lp-rbac-%s' % tag, RULES['credential_spec_rbac'])
+    common = {'host': k8s_lab.api_url, 'ca_cert': k8s_lab.ca_cert}
+    spec1, spec2 = 'gmsa-lp-%s-1' % tag, 'gmsa-lp-%s-2' % tag
+    try:
+        # credential_spec with its documented role: works, and reads back
+        res = run_playbook(SPEC_PLAY, extra_vars=dict(common, token=spec_id.token, spec=spec1,
+                                                      content=credspec('LpOne')))
+        assert res.results['task'].get('failed') is not True, res.results['task'].get('msg')
+        assert custom.get_cluster_custom_object('windows.k8s.io', 'v1', 'gmsacredentialspecs', spec1)['credspec'] \
+            == credspec('LpOne')
+        # ... with 'create' removed: a new credential spec is refused, naming verb and resource
+        spec_id.set_rules(without(RULES['credential_spec'], 'windows.k8s.io', 'gmsacredentialspecs', 'create'))
+        res = run_playbook(SPEC_PLAY, extra_vars=dict(common, token=spec_id.token, spec=spec2,
+                                                      content=credspec('LpTwo')))
+        msg = res.results['task'].get('msg', '')
+        assert res.results['task'].get('failed') is True
+        assert 'cannot create resource "gmsacredentialspecs"' in msg and 'lacks this permission' in msg, msg
+        with pytest.raises(client.ApiException):
+            custom.get_cluster_custom_object('windows.k8s.io', 'v1', 'gmsacredentialspecs', spec2)
+        # ... with 'list' removed: even reading is refused, naming list
+        spec_id.set_rules(without(RULES['credential_spec'], 'windows.k8s.io', 'gmsacredentialspecs', 'list'))
+        res = run_playbook(SPEC_PLAY, extra_vars=dict(common, token=spec_id.token, spec=spec1,
+                                                      content=credspec('LpOne')))
+        assert 'cannot list resource "gmsacredentialspecs"' in res.results['task'].get('msg', ''), res.results
+
+        # credential_spec_rbac with its documented role (no escalate, no bind: it holds `use` itself)
+        res = run_playbook(RBAC_PLAY, extra_vars=dict(common, token=rbac_id.token, spec=spec1, ns=ns))
+        assert res.results['task'].get('failed') is not True, res.results['task'].get('msg')
+        binding = rbac.read_namespaced_role_binding('winkube-gmsa-use-%s' % spec1, ns)
+        assert [(s.name, s.namespace) for s in binding.subjects] == [('web', ns)]
+        assert rbac.read_cluster_role('winkube-gmsa-use-%s' % spec1).rules[0].verbs == ['use']
+        # ... without `use` on gmsacredentialspecs it may not grant it (RBAC escalation check)
+        rbac_id.set_rules(without(RULES['credential_spec_rbac'], 'windows.k8s.io', 'gmsacredentialspecs', 'use'))
+        res = run_playbook(RBAC_PLAY, extra_vars=dict(common, token=rbac_id.token, spec=spec2, ns=ns))
+        msg = res.results['task'].get('msg', '')
+        assert res.results['task'].get('failed') is True
+        assert 'gmsacredentialspecs' in msg and 'use' in msg and 'escalat' in msg, msg
+        # ... without patch on rolebindings: refused naming patch and rolebindings
+        rbac_id.set_rules(without(RULES['credential_spec_rbac'], 'rbac.authorization.k8s.io', 'rolebindings', 'patch'))
+        res = run_playbook(RBAC_PLAY, extra_vars=dict(common, token=rbac_id.token, spec=spec2, ns=ns))
+        msg = res.results['task'].get('msg', '')
+        assert 'cannot patch resource "rolebindings"' in msg, msg
+        with pytest.raises(client.ApiException):
+            rbac.read_namespaced_role_binding('winkube-gmsa-use-%s' % spec2, ns)
+    finally:
+        spec_id.close()
+        rbac_id.close()
+        for name in (spec1, spec2):
+            for call in (lambda: custom.delete_cluster_custom_object('windows.k8s.io', 'v1', 'gmsacredentialspecs', name),
+                         lambda: rbac.delete_cluster_role('winkube-gmsa-use-%s' % name)):
+                try:
+                    call()
+                except client.ApiException:
+                    pass
+        core.delete_namespace(ns)
+
+
+# -- Active Directory: delegated rights on one OU -------------------------------------------------------
+
+ADS_RIGHT_DS_CREATE_CHILD, ADS_RIGHT_DS_DELETE_CHILD = 0x1, 0x2
+ADS_RIGHT_DS_READ_PROP, ADS_RIGHT_DS_WRITE_PROP, READ_CONTROL = 0x10, 0x20, 0x20000
+CONTAINER_INHERIT_ACE, INHERIT_ONLY_ACE = 0x02, 0x08
+SD_DACL = [('1.2.840.113556.1.4.801', True, b'\x30\x03\x02\x01\x04')]  # LDAP_SERVER_SD_FLAGS: DACL only
+
+
+def object_ace(sid, mask, object_type=None, inherited_object_type=None, flags=0):
+    ace = ldaptypes.ACE()
+    ace['AceType'] = ldaptypes.ACCESS_ALLOWED_OBJECT_ACE.ACE_TYPE
+    ace['AceFlags'] = flags
+    body = ldaptypes.ACCESS_ALLOWED_OBJECT_ACE()
+    body['Mask'] = ldaptypes.ACCESS_MASK()
+    body['Mask']['Mask'] = mask
+    body['Sid'] = ldaptypes.LDAP_SID()
+    body['Sid'].fromCanonical(sid)
+    body['Flags'] = 0
+    if object_type:
+        body['ObjectType'] = uuid.UUID(object_type).bytes_le
+        body['Flags'] |= ldaptypes.ACCESS_ALLOWED_OBJECT_ACE.ACE_OBJECT_TYPE_PRESENT
+    if inherited_object_type:
+        body['InheritedObjectType'] = uuid.UUID(inherited_object_type).bytes_le
+        body['Flags'] |= ldaptypes.ACCESS_ALLOWED_OBJECT_ACE.ACE_INHERITED_OBJECT_TYPE_PRESENT
+    ace['Ace'] = body
+    return ace
+
+
+def gmsa_class_guid(samba_lab):
+    conn = samba_lab.ldap()
+    try:
+        conn.search('CN=Schema,' + samba_lab.config_dn, '(lDAPDisplayName=msDS-GroupManagedServiceAccount)',
+                    attributes=['schemaIDGUID'])
+        return str(uuid.UUID(bytes_le=conn.response[0]['raw_attributes']['schemaIDGUID'][0]))
+    finally:
+        conn.unbind()
+
+
+def set_delegation(samba_lab, ou_dn, sid, create=True, write=True):
+    """Replace our user's ACEs on the OU: Create/Delete Child of gMSAs, and Read/Write Property on them."""
+    klass = gmsa_class_guid(samba_lab)
+    conn = samba_lab.ldap()
+    try:
+        conn.search(ou_dn, '(objectClass=*)', search_scope=ldap3.BASE, attributes=['nTSecurityDescriptor'],
+                    controls=SD_DACL)
+        sd = ldaptypes.SR_SECURITY_DESCRIPTOR(data=conn.response[0]['raw_attributes']['nTSecurityDescriptor'][0])
+        sd['Dacl'].aces = [a for a in sd['Dacl'].aces if a['Ace']['Sid'].formatCanonical() != sid]
+        if create:
+            sd['Dacl'].aces.append(object_ace(sid, ADS_RIGHT_DS_CREATE_CHILD | ADS_RIGHT_DS_DELETE_CHILD,
+                                              object_type=klass))
+        mask = ADS_RIGHT_DS_READ_PROP | READ_CONTROL | (ADS_RIGHT_DS_WRITE_PROP if write else 0)
+        sd['Dacl'].aces.append(object_ace(sid, mask, inherited_object_type=klass,
+                                          flags=CONTAINER_INHERIT_ACE | INHERIT_ONLY_ACE))
+        assert conn.modify(ou_dn, {'nTSecurityDescriptor': [(ldap3.MODIFY_REPLACE, [sd.getData()])]},
+                           controls=SD_DACL), conn.result
+    finally:
+        conn.unbind()
+
+
+GMSA_PLAY = """
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: task
+      winkube.gmsa.gmsa: "{{ args }}"
+      ignore_errors: true
+"""
+
+
+def test_delegated_user_manages_gmsas_in_its_ou_only_with_the_documented_rights(samba_lab, run_playbook):
+    tag = uid()
+    ou = 'OU=gmsa-lp%s,%s' % (tag, samba_lab.base_dn)
+    user_dn = 'CN=lpdeleg%s,CN=Users,%s' % (tag, samba_lab.base_dn)
+    password = 'Lp-%s-9aZ' % secrets.token_hex(8)
+    conn = samba_lab.ldap()
+    try:
+        assert conn.add(ou, 'organizationalUnit'), conn.result
+        assert conn.add(user_dn, ['top', 'person', 'organizationalPerson', 'user'],
+                        {'sAMAccountName': 'lpdeleg%s' % tag, 'userPrincipalName': 'lpdeleg%s@%s' % (
+                            tag, samba_lab.dns_domain)}), conn.result
+        assert conn.modify(user_dn, {'unicodePwd': [(ldap3.MODIFY_REPLACE, [('"%s"' % password).encode('utf-16-le')])],
+                                     'userAccountControl': [(ldap3.MODIFY_REPLACE, ['512'])]}), conn.result
+        conn.search(user_dn, '(objectClass=*)', search_scope=ldap3.BASE, attributes=['objectSid'])
+        sid = ldap3.protocol.formatters.formatters.format_sid(conn.response[0]['raw_attributes']['objectSid'][0])
+    finally:
+        conn.unbind()
+
+    def run(**args):
+        params = samba_lab.module_args(username='lpdeleg%s@%s' % (tag, samba_lab.dns_domain), password=password,
+                                       path=ou)
+        params.update(args)
+        return run_playbook(GMSA_PLAY, extra_vars={'args': params}).results['task']
+
+    name, name2 = 'lpg%s' % tag, 'lph%s' % tag
+    spn = 'HTTP/%s.%s' % (name, samba_lab.dns_domain)
+    try:
+        # without any delegation: refused, naming the right, the class and the OU; nothing created
+        res = run(name=name)
+        assert res.get('failed') is True
+        assert 'Create Child of msDS-GroupManagedServiceAccount objects on %s' % ou in res['msg'], res['msg']
+        assert 'lpdeleg%s' % tag in res['msg']
+        assert read(samba_lab, '(sAMAccountName=%s$)' % name, ['cn']) == []
+
+        set_delegation(samba_lab, ou, sid)
+        res = run(name=name, description='delegated', service_principal_names={'set': [spn]},
+                  allowed_to_retrieve_password={'set': ['Domain Admins']})
+        assert res.get('failed') is not True and res['changed'] is True, res.get('msg')
+        entry = read(samba_lab, '(sAMAccountName=%s$)' % name, ['description', 'servicePrincipalName'])
+        assert len(entry) == 1 and entry[0]['dn'].lower() == ('CN=%s,%s' % (name, ou)).lower()
+        assert attrs_of(entry[0])['description'] == ['delegated']
+        assert attrs_of(entry[0])['servicePrincipalName'] == [spn]
+        res = run(name=name, description='updated by the delegate')
+        assert res.get('failed') is not True and res['changed'] is True, res.get('msg')
+        assert attrs_of(read(samba_lab, '(sAMAccountName=%s$)' % name, ['description'])[0])['description'] == [
+            'updated by the delegate']
+
+        # the same user outside its OU: refused
+        res = run(name=name2, path='CN=Managed Service Accounts,%s' % samba_lab.base_dn)
+        assert res.get('failed') is True and 'Create Child' in res['msg'], res.get('msg')
+        assert read(samba_lab, '(sAMAccountName=%s$)' % name2, ['cn']) == []
+
+        # read but no write: an update is refused, naming the attribute
+        set_delegation(samba_lab, ou, sid, write=False)
+        res = run(name=name, description='not allowed')
+        assert res.get('failed') is True, res
+        assert 'Write Property on description' in res['msg'], res['msg']
+        assert attrs_of(read(samba_lab, '(sAMAccountName=%s$)' % name, ['description'])[0])['description'] == [
+            'updated by the delegate']
+
+        # with the rights back, the delegate removes its gMSA (Delete Child)
+        set_delegation(samba_lab, ou, sid)
+        res = run(name=name, state='absent')
+        assert res.get('failed') is not True and res['changed'] is True, res.get('msg')
+        assert read(samba_lab, '(sAMAccountName=%s$)' % name, ['cn']) == []
+    finally:
+        conn = samba_lab.ldap()
+        try:
+            for dn in [e['dn'] for e in read(samba_lab, '(|(sAMAccountName=%s$)(sAMAccountName=%s$))' % (name, name2),
+                                             ['cn'])] + [ou, user_dn]:
+                conn.delete(dn)
+        finally:
+            conn.unbind()

@@ -1,0 +1,231 @@
+"""The roles and playbooks end to end against the lab: playbooks/site.yml twice (the second run changes
+nothing), check mode on a fresh state, a bad variable, playbooks/remove.yml, and Molecule.
+
+Names are this module's own (RolesApp1, RolesHosts, roles-web, ...) so the shared lab's other tests are
+not disturbed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+ROLES = ('gmsa_ad', 'gmsa_cluster', 'gmsa_credspecs', 'gmsa_validate')
+SHARED = ('gmsa_domain', 'gmsa_cluster', 'gmsa_nodes', 'gmsa_accounts')
+SITE = f'- import_playbook: {REPO}/playbooks/site.yml\n'
+REMOVE = f'- import_playbook: {REPO}/playbooks/remove.yml\n'
+NS, NS2 = 'roles-web', 'roles-batch'
+COMPUTERS = ['WIN-NODE1$', 'WIN-NODE2$']
+
+
+def _specs(role):
+    return yaml.safe_load((REPO / 'roles' / role / 'meta' / 'argument_specs.yml').read_text())['argument_specs']
+
+
+def test_shared_variables_are_specified_alike_in_every_role():
+    seen = {}
+    for role in ROLES:
+        for entry, spec in _specs(role).items():
+            for name, option in spec['options'].items():
+                if name in SHARED:
+                    seen.setdefault(name, []).append((role, entry, option))
+    for name, found in seen.items():
+        first = found[0][2]
+        for role, entry, option in found[1:]:
+            assert option == first, f'{name} differs in {role} ({entry}) from {found[0][0]}'
+
+
+@pytest.fixture(scope='module')
+def lab_vars(samba_lab, k8s_lab, gmsa_webhook):
+    """The variable model for this module's objects; the nodes' computer accounts and the workloads exist."""
+    for node in COMPUTERS:
+        name = node.rstrip('$')
+        if subprocess.run(['samba-tool', 'computer', 'show', name, '-H', samba_lab.env['SAMBA_SAM_LDB']],
+                          capture_output=True, check=False).returncode != 0:
+            subprocess.run(['samba-tool', 'computer', 'add', name, '-H', samba_lab.env['SAMBA_SAM_LDB']],
+                           capture_output=True, check=True)
+    # leftovers of an earlier session on the shared DC
+    conn = samba_lab.ldap()
+    for entry in _ad_state(samba_lab)[0].values():
+        conn.delete(entry.entry_dn)
+    from kubernetes import client
+    from kubernetes.client.rest import ApiException
+
+    api = k8s_lab.api_client()
+    core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
+
+    def create(call, *args):
+        try:
+            call(*args)
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+
+    for ns, sa, deployment, container in ((NS, 'web', 'iis', 'iis'), (NS2, 'batch', 'batch', 'worker')):
+        create(core.create_namespace, {'metadata': {'name': ns}})
+        create(core.create_namespaced_service_account, ns, {'metadata': {'name': sa}})
+        create(apps.create_namespaced_deployment, ns, {
+            'metadata': {'name': deployment},
+            'spec': {'replicas': 1, 'selector': {'matchLabels': {'app': deployment}},
+                     'template': {'metadata': {'labels': {'app': deployment}},
+                                  'spec': {'serviceAccountName': sa, 'nodeSelector': {'kubernetes.io/os': 'windows'},
+                                           'containers': [{'name': container, 'image': 'example/app:1'}]}}}})
+    return {
+        'gmsa_domain': dict(samba_lab.module_args(), kds_root_key={'lab_mode': True}),
+        'gmsa_cluster': {'kubeconfig': k8s_lab.kubeconfig,
+                         'webhook': {'url': gmsa_webhook.url, 'certificate_mode': 'external',
+                                     'ca_bundle': gmsa_webhook.ca_bundle_pem.decode()}},
+        'gmsa_nodes': {'host_group': 'RolesHosts', 'computers': COMPUTERS, 'computers_mode': 'set'},
+        'gmsa_accounts': [
+            {'name': 'RolesApp1', 'spns': ['HTTP/rolesapp1.contoso.test', 'host/rolesapp1.contoso.test'],
+             'use_by': [{'namespace': NS, 'service_accounts': ['default', 'web']}],
+             'workloads': [{'namespace': NS, 'kind': 'Deployment', 'name': 'iis', 'container': 'iis'}]},
+            {'name': 'RolesBatch', 'credential_spec': 'roles-batch', 'spns': ['HTTP/rolesbatch.contoso.test'],
+             'use_by': [{'namespace': NS2, 'service_accounts': ['batch']}],
+             'workloads': [{'namespace': NS2, 'name': 'batch'}]},
+        ],
+    }
+
+
+def _report(result):
+    """The gmsa_validate report (task names carry the role prefix or not, depending on the callback)."""
+    for name, task in result.results.items():
+        if name.endswith('Keep the report for later tasks'):
+            return task['ansible_facts']['gmsa_validate_result']
+    raise AssertionError(f'no gmsa_validate report in {sorted(result.results)}')
+
+
+def _changed_tasks(result):
+    """Every task that reported a change (result.results keeps one result per task name; names repeat)."""
+    doc = json.loads(result.stdout)
+    return sorted(task['task']['name'] for play in doc['plays'] for task in play['tasks']
+                  if task['hosts'].get('localhost', {}).get('changed'))
+
+
+def _ad_state(samba_lab):
+    conn = samba_lab.ldap()
+    conn.search(samba_lab.base_dn, '(|(sAMAccountName=RolesApp1$)(sAMAccountName=RolesBatch$)(sAMAccountName=RolesHosts))',
+                attributes=['sAMAccountName', 'servicePrincipalName', 'member'])
+    found = {str(e.sAMAccountName): e for e in conn.entries}
+    conn.search('CN=Master Root Keys,CN=Group Key Distribution Service,CN=Services,' + samba_lab.config_dn,
+                '(objectClass=msKds-ProvRootKey)', attributes=['cn'])
+    return found, len(conn.entries)
+
+
+def _k8s_state(k8s_lab):
+    from kubernetes import client
+    from kubernetes.client.rest import ApiException
+
+    api = k8s_lab.api_client()
+    custom, rbac, apps = client.CustomObjectsApi(api), client.RbacAuthorizationV1Api(api), client.AppsV1Api(api)
+    state = {}
+    for name in ('gmsa-rolesapp1', 'roles-batch'):
+        try:
+            state[name] = custom.get_cluster_custom_object('windows.k8s.io', 'v1', 'gmsacredentialspecs', name)['credspec']
+        except ApiException as exc:
+            assert exc.status == 404
+    state['roles'] = sorted(r.metadata.name for r in rbac.list_cluster_role().items
+                            if r.metadata.name in ('winkube-gmsa-use-gmsa-rolesapp1', 'winkube-gmsa-use-roles-batch'))
+    state['bindings'] = sorted('%s/%s' % (b.metadata.namespace, b.metadata.name)
+                               for ns in (NS, NS2) for b in rbac.list_namespaced_role_binding(ns).items)
+    iis = apps.read_namespaced_deployment('iis', NS).spec.template.spec.containers[0]
+    state['iis'] = iis.security_context.windows_options.gmsa_credential_spec_name if iis.security_context else None
+    batch = apps.read_namespaced_deployment('batch', NS2).spec.template.spec
+    state['batch'] = batch.security_context.windows_options.gmsa_credential_spec_name \
+        if batch.security_context and batch.security_context.windows_options else None
+    return state
+
+
+def test_bad_variable_fails_at_the_start(run_playbook, lab_vars):
+    bad = json.loads(json.dumps(lab_vars))
+    bad['gmsa_accounts'][0]['spn'] = ['HTTP/typo']          # unknown key
+    bad['gmsa_nodes']['mode'] = 'domainjoined'              # not a choice
+    result = run_playbook(SITE, extra_vars=bad)
+    assert result.rc != 0, result
+    assert "Validating arguments against arg spec 'main'" in result.stdout, result
+    assert 'spn' in result.stdout and 'domainjoined' in result.stdout, result
+    assert not result.changed, result
+
+
+def test_check_mode_on_a_fresh_state_changes_nothing(run_playbook, lab_vars, samba_lab, k8s_lab):
+    before_ad, before_keys = _ad_state(samba_lab)
+    before_k8s = _k8s_state(k8s_lab)
+    assert not before_ad
+    result = run_playbook(SITE, extra_vars=lab_vars, check=True, diff=True)
+    assert result.rc == 0, result
+    assert _changed_tasks(result), result  # it reports what it would do ...
+    after_ad, after_keys = _ad_state(samba_lab)
+    assert (after_ad, after_keys) == (before_ad, before_keys)  # ... without doing it
+    assert _k8s_state(k8s_lab) == before_k8s
+
+
+def test_site_twice(run_playbook, lab_vars, samba_lab, k8s_lab):
+    first = run_playbook(SITE, extra_vars=lab_vars)
+    assert first.rc == 0, first
+    assert _changed_tasks(first), first
+    second = run_playbook(SITE, extra_vars=lab_vars)
+    assert second.rc == 0, second
+    assert _changed_tasks(second) == [], second
+
+    ad, keys = _ad_state(samba_lab)
+    assert set(ad) == {'RolesApp1$', 'RolesBatch$', 'RolesHosts'}
+    assert sorted(map(str, ad['RolesApp1$'].servicePrincipalName)) == ['HTTP/rolesapp1.contoso.test',
+                                                                        'host/rolesapp1.contoso.test']
+    assert len(ad['RolesHosts'].member) == 2 and keys >= 1
+    k8s = _k8s_state(k8s_lab)
+    assert k8s['gmsa-rolesapp1']['DomainJoinConfig']['MachineAccountName'] == 'RolesApp1'
+    assert k8s['roles-batch']['ActiveDirectoryConfig']['GroupManagedServiceAccounts'][0]['Name'] == 'RolesBatch'
+    assert k8s['roles'] == ['winkube-gmsa-use-gmsa-rolesapp1', 'winkube-gmsa-use-roles-batch']
+    assert k8s['bindings'] == [f'{NS2}/winkube-gmsa-use-roles-batch', f'{NS}/winkube-gmsa-use-gmsa-rolesapp1']
+    assert (k8s['iis'], k8s['batch']) == ('gmsa-rolesapp1', 'roles-batch')
+    report = _report(second)
+    assert [r['ok'] for r in report] == [True, True], report
+
+
+def test_validate_diagnoses_a_missing_binding(run_playbook, lab_vars, k8s_lab):
+    from kubernetes import client
+
+    client.RbacAuthorizationV1Api(k8s_lab.api_client()).delete_namespaced_role_binding('winkube-gmsa-use-roles-batch', NS2)
+    play = '- hosts: localhost\n  gather_facts: false\n  roles: [winkube.gmsa.gmsa_validate]\n'
+    result = run_playbook(play, extra_vars=dict(lab_vars, gmsa_validate_fail=False))
+    assert result.rc == 0, result
+    report = {r['gmsa']: r for r in _report(result)}
+    assert report['RolesApp1']['ok'], report
+    assert not report['RolesBatch']['ok']
+    assert 'RoleBinding winkube-gmsa-use-roles-batch in roles-batch is missing' in report['RolesBatch']['problems'][0]
+    assert report['RolesBatch']['next_step'] == 'run the gmsa_credspecs role'
+    healed = run_playbook(SITE, extra_vars=lab_vars)
+    assert healed.rc == 0 and _changed_tasks(healed), healed
+
+
+def test_remove_takes_everything_out_but_the_kds_root_key(run_playbook, lab_vars, samba_lab, k8s_lab):
+    dummy, keys_before = _ad_state(samba_lab)
+    first = run_playbook(REMOVE, extra_vars=lab_vars)
+    assert first.rc == 0, first
+    ad, keys = _ad_state(samba_lab)
+    assert ad == {} and keys == keys_before >= 1
+    k8s = _k8s_state(k8s_lab)
+    assert 'gmsa-rolesapp1' not in k8s and 'roles-batch' not in k8s
+    assert k8s['roles'] == [] and k8s['bindings'] == [] and (k8s['iis'], k8s['batch']) == (None, None)
+    second = run_playbook(REMOVE, extra_vars=lab_vars)
+    assert second.rc == 0, second
+    assert _changed_tasks(second) == [], second
+
+
+@pytest.mark.skipif(os.environ.get('WINKUBE_MOLECULE') != '1' or not shutil.which('molecule', path=str(Path(sys.executable).parent)),
+                    reason='set WINKUBE_MOLECULE=1 to run `molecule test` (about 1-2 minutes on the running lab)')
+def test_molecule(ansible_env, lab_vars, k8s_lab):
+    env = dict(ansible_env, WINKUBE_LAB_STATE=str(Path(k8s_lab.state_dir).parent),
+               PATH=str(Path(sys.executable).parent) + os.pathsep + os.environ.get('PATH', ''))
+    env.pop('ANSIBLE_STDOUT_CALLBACK', None)
+    proc = subprocess.run([str(Path(sys.executable).parent / 'molecule'), 'test'], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=900, check=False)
+    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-4000:]
