@@ -51,7 +51,7 @@ def playbook(module, args, name='run', register=True):
       tasks:
         - name: %s
           winkube.gmsa.%s: %s
-    """ % (name, module, json.dumps(body))
+    """ % (name, module, json.dumps(body, ensure_ascii=False))
 
 
 def run(run_playbook, lab, module, args, **kwargs):

@@ -388,7 +388,8 @@ class Engine(object):
         changes = []
         for ref in refs:
             current = self.cache.get(ref)
-            if current is None:
+            # an object already terminating is on its way out: deleting it again would change nothing
+            if current is None or current.get('metadata', {}).get('deletionTimestamp'):
                 changes.append(Change(ref, 'unchanged'))
                 continue
             labels = current.get('metadata', {}).get('labels') or {}

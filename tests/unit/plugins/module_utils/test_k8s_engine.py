@@ -197,3 +197,12 @@ def test_merged_changes_keep_first_before_and_last_after():
 def test_unknown_kind_is_a_clear_error():
     with pytest.raises(K8sError, match='does not know the kind'):
         eng.ref_of({'apiVersion': 'x/v1', 'kind': 'Nope', 'metadata': {'name': 'a'}})
+
+
+def test_deleting_an_object_that_is_already_terminating_changes_nothing():
+    terminating = cm('a')
+    terminating['metadata']['deletionTimestamp'] = '2026-11-26T10:00:00Z'
+    server = FakeTransport([terminating])
+    changes = eng.Engine(server).delete([('v1', 'ConfigMap', 'n', 'a')])
+    assert [c.action for c in changes] == ['unchanged']
+    assert 'DELETE' not in server.counts
