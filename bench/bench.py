@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Scale benchmark of winkube.gmsa against the local lab (see bench/README.md).
 
 For each N: N gMSAs (each with an SPN), the host group granted on all of them, N GMSACredentialSpecs, N

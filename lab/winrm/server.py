@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """A local WS-Management endpoint that answers pywinrm like a Windows host's WinRM service would.
 
 Not Windows and no PowerShell: it implements the WS-Management shell operations pywinrm uses (Create,
@@ -293,9 +292,9 @@ def _envelope(action, relates_to, body):
 
 
 def _fault(relates_to, reason, code=None, subcode='w:InvalidSelectors'):
-    detail = '<s:Detail><f:WSManFault xmlns:f="http://schemas.microsoft.com/wbem/wsman/1/wsmanfault" Code="%d" ' \
-             'Machine="localhost"><f:Message>%s</f:Message></f:WSManFault></s:Detail>' % (code or 2150858843,
-                                                                                       escape(reason))
+    detail = ('<s:Detail><f:WSManFault xmlns:f="http://schemas.microsoft.com/wbem/wsman/1/wsmanfault" Code="%d" '
+              'Machine="localhost"><f:Message>%s</f:Message></f:WSManFault></s:Detail>'
+              % (code or 2150858843, escape(reason)))
     body = ('<s:Fault><s:Code><s:Value>s:Receiver</s:Value><s:Subcode><s:Value>%s</s:Value></s:Subcode></s:Code>'
             '<s:Reason><s:Text xml:lang="en-US">%s</s:Text></s:Reason>%s</s:Fault>' % (subcode, escape(reason), detail))
     return _envelope('http://schemas.dmtf.org/wbem/wsman/1/wsman/fault', relates_to, body)
@@ -346,12 +345,12 @@ class WsmanHandler(http.server.BaseHTTPRequestHandler):
             return
         auth = self.headers.get('Authorization')
         if auth:
-            scheme, _, value = auth.partition(' ')
+            scheme, dummy, value = auth.partition(' ')
             if scheme.lower() == 'basic':
                 if not self.server.tls:
                     self._challenge()  # Basic is refused over HTTP, as on Windows by default
                     return
-                user, _, password = base64.b64decode(value).decode('utf-8', 'replace').partition(':')
+                user, dummy, password = base64.b64decode(value).decode('utf-8', 'replace').partition(':')
                 if not self.server.lab.check_password(user, password):
                     self._challenge()
                     return
@@ -422,7 +421,7 @@ class WsmanHandler(http.server.BaseHTTPRequestHandler):
                                       channel_bindings=bindings)
         try:
             answer = self.ntlm.step(token)
-        except Exception as exc:  # pylint: disable=broad-except - any failure is a refusal
+        except Exception as exc:  # pylint: disable=broad-except
             LOG.info('%s NTLM authentication refused: %s', self.server.host_name, exc)
             self.ntlm = None
             self._challenge()

@@ -29,7 +29,9 @@ if [ -f "$STATE/pgid" ]; then
       kill -0 -- "-$pgid" 2>/dev/null || break
       sleep 0.1
     done
-    kill -0 -- "-$pgid" 2>/dev/null && kill -KILL -- "-$pgid" 2>/dev/null || true
+    if kill -0 -- "-$pgid" 2>/dev/null; then
+      kill -KILL -- "-$pgid" 2>/dev/null || true
+    fi
     echo "stopped the WinRM test endpoint (process group $pgid)" >&2
   fi
   rm -f "$STATE/pgid" "$STATE/lab.json"

@@ -254,13 +254,14 @@ def main():
     if any(n['failed'] for n in nodes):
         module.fail_json(msg=failure_message(nodes), **result)
     if preflight.should_fail(answered, params['fail_on']):
-        problems = []
+        limit = (preflight.FAIL,) if params['fail_on'] == 'fail' else (preflight.FAIL, preflight.WARN)
+        problems, hosts = [], set()
         for node in nodes:
             for item in node['checks']:
-                if item['status'] == preflight.FAIL or (params['fail_on'] == 'warn' and item['status'] == preflight.WARN):
+                if item['status'] in limit:
+                    hosts.add(node['host'])
                     problems.append('%s: %s: %s (fix: %s)' % (node['host'], item['name'], item['detail'], item['fix']))
-        module.fail_json(msg='preflight found problems on %d of %d nodes: %s'
-                         % (len([v for v in answered if v != preflight.PASS]), len(nodes), '; '.join(problems)),
+        module.fail_json(msg='preflight found problems on %d of %d nodes: %s' % (len(hosts), len(nodes), '; '.join(problems)),
                          **result)
     module.exit_json(**result)
 

@@ -2,7 +2,10 @@
 
 ``winrm_lab`` runs lab/winrm/start.sh (the endpoint in its own process group, on 127.0.0.1 only) and yields a
 :class:`WinrmLab`; lab/winrm/stop.sh stops it by that process group's id at the end of the session, also when
-tests fail. WINKUBE_WINRM_KEEP=1 leaves it running.
+tests fail. Several pytest sessions may share one endpoint (same WINKUBE_LAB_STATE): each holds a shared
+lock on ``winrm.users`` and only the last one out stops it (the tests reset the fake hosts' state, so
+sessions running tests at the same moment would still disturb each other). WINKUBE_WINRM_KEEP=1 leaves it
+running.
 
     hosts           {'WIN-NODE1': {'https_port': ..., 'http_port': ...}, ...}
     ca_file         PEM of the lab CA that signed the endpoint's certificate; other_ca_file: an unrelated CA
@@ -17,6 +20,7 @@ The endpoint is no Windows host: it imitates the collection's PowerShell scripts
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import subprocess
@@ -76,12 +80,25 @@ class WinrmLab:
 
 @pytest.fixture(scope='session')
 def winrm_lab():
-    proc = subprocess.run(['bash', str(LAB / 'start.sh')], capture_output=True, text=True, check=False, timeout=120)
-    if proc.returncode != 0:
-        pytest.fail('lab/winrm/start.sh failed (rc %s):\n%s\n%s' % (proc.returncode, proc.stdout, proc.stderr))
-    info = json.loads(Path(proc.stdout.strip().splitlines()[-1]).read_text())
+    root = Path(os.environ.get('WINKUBE_LAB_STATE') or REPO / 'lab' / '.state')
+    root.mkdir(parents=True, exist_ok=True)
+    users = open(root / 'winrm.users', 'a+')  # noqa: SIM115 - held for the whole session
+    fcntl.flock(users, fcntl.LOCK_SH)
     try:
+        proc = subprocess.run(['bash', str(LAB / 'start.sh')], capture_output=True, text=True, check=False,
+                              timeout=120)
+        if proc.returncode != 0:
+            pytest.fail('lab/winrm/start.sh failed (rc %s):\n%s\n%s' % (proc.returncode, proc.stdout, proc.stderr))
+        info = json.loads(Path(proc.stdout.strip().splitlines()[-1]).read_text())
         yield WinrmLab(info)
     finally:
-        if os.environ.get('WINKUBE_WINRM_KEEP') != '1':
-            subprocess.run(['bash', str(LAB / 'stop.sh')], check=False, timeout=60)
+        fcntl.flock(users, fcntl.LOCK_UN)
+        try:
+            fcntl.flock(users, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            pass  # another session still uses the endpoint; it stops it
+        else:
+            if os.environ.get('WINKUBE_WINRM_KEEP') != '1':
+                subprocess.run(['bash', str(LAB / 'stop.sh')], check=False, timeout=60)
+            fcntl.flock(users, fcntl.LOCK_UN)
+        users.close()

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from fixtures_winrm import winrm_lab  # noqa: F401  pylint: disable=unused-import - the session fixture
+# the session fixture (also loadable as a plugin: pytest_plugins in conftest.py)
+from fixtures_winrm import winrm_lab  # noqa: F401  pylint: disable=unused-import
 
 REPO = Path(__file__).resolve().parents[2]
 try:
@@ -343,3 +344,16 @@ def test_node_registry_lists_gmsa_pods_to_recreate_and_preflight_checks_the_node
     checks = [{c['name']: c for c in n['checks']}['kubernetes_node'] for n in task['nodes']]
     assert checks[0]['status'] == 'pass'
     assert checks[1]['status'] == 'fail' and 'kubernetes.io/os=linux' in checks[1]['detail']
+
+
+def test_endpoint_requires_ntlm_channel_binding_over_https(lab):
+    """The endpoint checks NTLM channel binding to its TLS certificate (as Windows with CbtHardeningLevel
+    Strict): the runner's NTLM over HTTPS passes it (above); a client that does not send it is refused."""
+    from winrm.exceptions import InvalidCredentialsError
+    from winrm.protocol import Protocol
+
+    url = 'https://%s/wsman' % lab.entry('WIN-NODE1')
+    protocol = Protocol(url, transport='ntlm', username=lab.username, password=lab.password,
+                        ca_trust_path=lab.ca_file, send_cbt=False, proxy=None)
+    with pytest.raises(InvalidCredentialsError):
+        protocol.open_shell()

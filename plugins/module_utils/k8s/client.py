@@ -99,6 +99,10 @@ class ApiError(K8sError):
         if self.status == 403 and _RBAC_DENIAL.search(text):
             text += ('. The identity lacks this permission: add the verb and resource named above to a (Cluster)Role '
                      'bound to it (docs/least-privilege.md lists what each module needs)')
+        elif self.status == 403 and 'attempting to grant RBAC permissions not currently held' in text:
+            text += ('. An identity may only grant permissions it holds itself: give it the permissions listed above '
+                     '(for credential_spec_rbac: verb use on gmsacredentialspecs), or the escalate/bind verbs on '
+                     'clusterroles (docs/least-privilege.md)')
         return text
 
 

@@ -42,7 +42,17 @@ except ImportError as exc:  # pragma: no cover - exercised by the sanity import 
     class WinRMError(Exception):  # type: ignore[no-redef]
         pass
 
-    InvalidCredentialsError = WinRMOperationTimeoutError = WinRMTransportError = WSManFaultError = WinRMError
+    class InvalidCredentialsError(WinRMError):  # type: ignore[no-redef]
+        pass
+
+    class WinRMOperationTimeoutError(Exception):  # type: ignore[no-redef]
+        pass
+
+    class WinRMTransportError(Exception):  # type: ignore[no-redef]
+        pass
+
+    class WSManFaultError(WinRMError):  # type: ignore[no-redef]
+        pass
 
 POWERSHELL = 'powershell.exe'
 POWERSHELL_ARGS = ('-NoProfile', '-NonInteractive', '-EncodedCommand')

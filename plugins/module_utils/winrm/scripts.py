@@ -165,7 +165,10 @@ if ($domain) {
     try { $dns.addresses = @([System.Net.Dns]::GetHostAddresses($domain) | ForEach-Object { $_.IPAddressToString }) }
     catch { $dns.error = [string]$_.Exception.InnerException.Message; if (-not $dns.error) { $dns.error = [string]$_.Exception.Message } }
     $srv = @{ name = ('_ldap._tcp.dc._msdcs.' + $domain); targets = @(); error = $null }
-    try { $srv.targets = @(Resolve-DnsName -Name $srv.name -Type SRV -DnsOnly -ErrorAction Stop | Where-Object { $_.NameTarget } | ForEach-Object { [string]$_.NameTarget }) }
+    try {
+        $answers = Resolve-DnsName -Name $srv.name -Type SRV -DnsOnly -ErrorAction Stop
+        $srv.targets = @($answers | Where-Object { $_.NameTarget } | ForEach-Object { [string]$_.NameTarget })
+    }
     catch { $srv.error = [string]$_.Exception.Message }
     if ($targets.Count -eq 0) { $targets = @($srv.targets | Select-Object -First 3) }
     if ($targets.Count -eq 0) { $targets = @($domain) }
