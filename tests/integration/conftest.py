@@ -18,7 +18,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 
 pytest_plugins = [
-    name for name in ('fixtures_samba', 'fixtures_k8s') if (Path(__file__).parent / f'{name}.py').exists()
+    name for name in ('fixtures_samba', 'fixtures_k8s', 'fixtures_winrm')
+    if (Path(__file__).parent / f'{name}.py').exists()
 ]
 
 
@@ -53,7 +54,9 @@ def ansible_env(tmp_path_factory):
     env = dict(os.environ)
     env.update(
         ANSIBLE_COLLECTIONS_PATH=str(collections_path(root)),
-        ANSIBLE_STDOUT_CALLBACK='ansible.builtin.json',
+        # Our own JSON callback: ansible.builtin.json is not in ansible-core 2.17.
+        ANSIBLE_STDOUT_CALLBACK='test_results_json',
+        ANSIBLE_CALLBACK_PLUGINS=str(Path(__file__).parent / 'callback_plugins'),
         ANSIBLE_LOCALHOST_WARNING='False',
         ANSIBLE_INVENTORY_UNPARSED_WARNING='False',
         ANSIBLE_PYTHON_INTERPRETER=sys.executable,

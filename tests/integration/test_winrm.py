@@ -9,23 +9,8 @@ Windows as the endpoint imitates them (see docs/winrm.md).
 from __future__ import annotations
 
 import json
-import sys
-import tempfile
-from pathlib import Path
 
 import pytest
-
-# the session fixture (also loadable as a plugin: pytest_plugins in conftest.py)
-from fixtures_winrm import winrm_lab  # noqa: F401  pylint: disable=unused-import
-
-REPO = Path(__file__).resolve().parents[2]
-try:
-    import ansible_collections.winkube.gmsa  # noqa: F401  pylint: disable=unused-import
-except ImportError:  # make this checkout importable as ansible_collections.winkube.gmsa (as tests/unit does)
-    _ROOT = Path(tempfile.mkdtemp(prefix='winkube-gmsa-winrm-'))
-    (_ROOT / 'ansible_collections' / 'winkube').mkdir(parents=True)
-    (_ROOT / 'ansible_collections' / 'winkube' / 'gmsa').symlink_to(REPO)
-    sys.path.insert(0, str(_ROOT))
 
 from ansible_collections.winkube.gmsa.plugins.module_utils.winrm import scripts
 from ansible_collections.winkube.gmsa.plugins.module_utils.winrm.runner import Runner, WinRMRunError
@@ -36,7 +21,7 @@ HOSTILE = ('contoso.test\'; Remove-Item -Recurse C:\\ ; "$(Stop-Computer)" `$env
 
 
 @pytest.fixture
-def lab(winrm_lab):  # noqa: F811
+def lab(winrm_lab):
     winrm_lab.reset()
     return winrm_lab
 
