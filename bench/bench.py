@@ -70,7 +70,7 @@ def read_env(path):
     env = {}
     for line in Path(path).read_text().splitlines():
         if '=' in line and not line.startswith('#'):
-            key, _, value = line.partition('=')
+            key, dummy, value = line.partition('=')
             parsed = shlex.split(value)
             env[key] = parsed[0] if parsed else ''
     return env
@@ -144,7 +144,7 @@ class K8sHttp(object):
         self.ctx.load_cert_chain(env['K8S_ADMIN_CERT'], env['K8S_ADMIN_KEY'])
 
     def request(self, method, path, body=None, ok=(200, 201, 202, 404, 409)):
-        for _ in range(30):
+        for dummy in range(30):
             status, text = self._request(method, path, body, ok + (429,))
             if status != 429:
                 return status, text
@@ -170,12 +170,12 @@ class K8sHttp(object):
 
     def metrics(self):
         """{(verb, group, resource, subresource): count} of apiserver_request_total."""
-        _, text = self.request('GET', '/metrics', ok=(200,))
+        dummy, text = self.request('GET', '/metrics', ok=(200,))
         totals = {}
         for line in text.splitlines():
             if not line.startswith('apiserver_request_total{'):
                 continue
-            labels_text, _, value = line.rpartition('} ')
+            labels_text, dummy, value = line.rpartition('} ')
             labels = dict(re.findall(r'(\w+)="([^"]*)"', labels_text))
             key = (labels.get('verb', ''), labels.get('group', ''), labels.get('resource', ''),
                    labels.get('subresource', ''), labels.get('dry_run', ''))
@@ -323,8 +323,8 @@ class TreeSampler(threading.Thread):
                 tree.append(pid)
                 todo.extend(kids.get(pid, []))
             sizes = [_memory_kb(p) for p in tree]
-            self.peak_rss_kb = max(self.peak_rss_kb, sum(r for r, _ in sizes))
-            self.peak_pss_kb = max(self.peak_pss_kb, sum(p for _, p in sizes))
+            self.peak_rss_kb = max(self.peak_rss_kb, sum(size[0] for size in sizes))
+            self.peak_pss_kb = max(self.peak_pss_kb, sum(size[1] for size in sizes))
             self.peak_processes = max(self.peak_processes, len(tree))
             self.done.wait(self.interval)
 
@@ -374,12 +374,13 @@ class Runner(object):
         metrics_before = self.k8s.metrics()
         ldap_before = self.proxy.snapshot()
         trace_start = len(self.proxy.trace) if self.proxy.trace is not None else 0
+        errors_start = len(self.proxy.errors)
         started = time.monotonic()
         with open(out_file, 'w') as out:
             proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=str(self.workdir))
             sampler = TreeSampler(proc.pid)
             sampler.start()
-            _, status, usage = os.wait4(proc.pid, 0)
+            dummy, status, usage = os.wait4(proc.pid, 0)
             proc.returncode = os.waitstatus_to_exitcode(status)
             sampler.done.set()
             sampler.join()
@@ -390,8 +391,8 @@ class Runner(object):
         tasks = json.loads(stats_file.read_text()) if stats_file.exists() else []
         failed = proc.returncode != 0 or any(t['failed'] for t in tasks)
         if failed:
-            log('%s FAILED (rc %s), output in %s:\n%s' % (label, proc.returncode, out_file,
-                                                        out_file.read_text()[-6000:]))
+            log('%s FAILED (rc %s), output in %s:\n%s'
+                % (label, proc.returncode, out_file, out_file.read_text()[-6000:]))
         reported_api, reported_ldap = {}, {}
         for task in tasks:
             for key in ('requests', 'writes'):
@@ -411,11 +412,13 @@ class Runner(object):
             'tree_peak_pss_mb': round(sampler.peak_pss_kb / 1024.0, 1),
             'tree_peak_processes': sampler.peak_processes,
             'k8s': k8s_delta(metrics_after, metrics_before),
-            'ldap': LdapCountingProxy.delta(ldap_after, ldap_before),
+            'ldap': dict(LdapCountingProxy.delta(ldap_after, ldap_before),
+                         proxy_errors=self.proxy.errors[errors_start:]),
             'reported': {'api_requests': reported_api, 'ldap_operations': reported_ldap},
             'tasks': tasks,
             'log': str(out_file),
             'ldap_trace': self.proxy.trace[trace_start:] if self.proxy.trace is not None else None,
+            'output_tail': out_file.read_text()[-6000:] if failed else None,
         }
 
 
@@ -468,8 +471,8 @@ def k8s_cleanup(k8s, desired):
     names = [a['_credspec'] for a in desired.accounts]
     label = desired.names.CREDSPEC_LABEL
     for i in range(0, len(names), 100):
-        selector = quote('%s in (%s)' % (label, ','.join(desired.names.credspec_label_value(n)
-                                                          for n in names[i:i + 100])))
+        values = ','.join(desired.names.credspec_label_value(n) for n in names[i:i + 100])
+        selector = quote('%s in (%s)' % (label, values))
         k8s.request('DELETE', '/apis/windows.k8s.io/v1/gmsacredentialspecs?labelSelector=' + selector)
         k8s.request('DELETE', '/apis/rbac.authorization.k8s.io/v1/clusterroles?labelSelector=' + selector)
         for ns in desired.namespaces:
@@ -638,7 +641,7 @@ def print_table(rows):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n', maxsplit=1)[0])
     parser.add_argument('sizes', nargs='*', type=int, default=None, help='values of N (default: 10)')
     parser.add_argument('--baseline-sample', type=int, default=int(os.environ.get('BENCH_BASELINE_SAMPLE', 50)),
                         help='run the baseline on at most this many gMSAs and scale it linearly to N '
@@ -704,7 +707,7 @@ def main(argv=None):
                 desired = Desired(models, domain, n, run_prefix, samba['SAMBA_DNS_DOMAIN'], namespaces, nodes)
                 objects = desired.object_counts()
                 log('N=%d: %s' % (n, json.dumps(objects)))
-                ours, _ = run_side(runner, 'ours', desired, labs_vars, n, k8s, directory, run_prefix)
+                ours, dummy = run_side(runner, 'ours', desired, labs_vars, n, k8s, directory, run_prefix)
                 base, scale, sample = None, 1.0, n
                 if not args.no_baseline:
                     for node in nodes:
@@ -712,7 +715,7 @@ def main(argv=None):
                     desired = Desired(models, domain, n, run_prefix, samba['SAMBA_DNS_DOMAIN'], namespaces, nodes)
                     sample = n if not args.baseline_sample else min(n, args.baseline_sample)
                     scale = float(n) / sample
-                    base, _ = run_side(runner, 'baseline', desired, labs_vars, sample, k8s, directory, run_prefix)
+                    base, dummy = run_side(runner, 'baseline', desired, labs_vars, sample, k8s, directory, run_prefix)
                 else:
                     directory.delete_prefixed(run_prefix)
                 rows = summarise(n, ours, base or dict((p, None) for p in PHASES), scale)

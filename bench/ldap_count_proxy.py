@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import os
+import select
 import socket
 import ssl
 import threading
@@ -153,8 +154,9 @@ class LdapCountingProxy(object):
         keys = set(after) | set(before)
         diff = dict((k, after.get(k, 0) - before.get(k, 0)) for k in keys)
         diff = dict((k, v) for k, v in diff.items() if v)
-        requests = sum(diff.get(k, 0) for k in ('bind', 'unbind', 'search', 'modify', 'add', 'delete',
-                                                  'modify_dn', 'compare', 'abandon', 'extended'))
+        client_ops = ('bind', 'unbind', 'search', 'modify', 'add', 'delete', 'modify_dn', 'compare', 'abandon',
+                      'extended')
+        requests = sum(diff.get(k, 0) for k in client_ops)
         return {
             'requests': requests,
             'searches': diff.get('search', 0),
@@ -162,6 +164,10 @@ class LdapCountingProxy(object):
             'binds': diff.get('bind', 0),
             'entries_returned': diff.get('search_entry', 0),
             'connections': diff.get('connections', 0),
+            # requests the DC never answered on that connection (a client gave up and retried): should be 0
+            'unanswered': sum(max(diff.get(req, 0) - diff.get(resp, 0), 0) for req, resp in (
+                ('bind', 'bind_response'), ('search', 'search_done'), ('add', 'add_response'),
+                ('modify', 'modify_response'), ('delete', 'delete_response'))),
             'by_operation': dict((k, v) for k, v in sorted(diff.items()) if k != 'connections'),
         }
 
@@ -181,7 +187,7 @@ class LdapCountingProxy(object):
     def _accept_loop(self):
         while not self._stop:
             try:
-                raw, _ = self.sock.accept()
+                raw, dummy = self.sock.accept()
             except OSError:
                 return
             with self.lock:
@@ -203,34 +209,37 @@ class LdapCountingProxy(object):
             self.errors.append('upstream: %s' % exc)
             client.close()
             return
-        done = threading.Event()
-        threading.Thread(target=self._pump, args=(upstream, client, done, -conn_id), daemon=True).start()
-        self._pump(client, upstream, done, conn_id)
-        done.wait(5)
-        for s in (client, upstream):
-            try:
-                s.close()
-            except OSError:
-                pass
-
-    def _pump(self, src, dst, done, conn_id=None):
-        buf = bytearray()
         try:
-            while True:
-                data = src.recv(65536)
+            self._relay(client, upstream, conn_id)
+        except (OSError, ValueError, ssl.SSLError) as exc:
+            self.errors.append('connection %s: %s' % (conn_id, exc))
+        finally:
+            for sock in (client, upstream):
+                try:
+                    sock.close()
+                except OSError:
+                    pass
+
+    def _relay(self, client, upstream, conn_id):
+        """Forward both ways from ONE thread: an OpenSSL connection must not be read and written concurrently."""
+        client.settimeout(None)
+        upstream.settimeout(None)
+        route = {client: (upstream, bytearray(), conn_id), upstream: (client, bytearray(), -conn_id)}
+        socks = [client, upstream]
+        while not self._stop:
+            ready = [sock for sock in socks if sock.pending()]  # decrypted bytes already buffered
+            if not ready:
+                ready = select.select(socks, [], [], 600)[0]
+                if not ready:
+                    return
+            for sock in ready:
+                data = sock.recv(65536)
                 if not data:
-                    break
+                    return
+                dst, buf, direction = route[sock]
                 buf += data
                 tags, used = split_messages(buf)
                 if used:
                     del buf[:used]
-                    self._count(tags, conn_id)
+                    self._count(tags, direction)
                 dst.sendall(data)
-        except (OSError, ValueError, ssl.SSLError):
-            pass
-        finally:
-            try:
-                dst.shutdown(socket.SHUT_WR)
-            except OSError:
-                pass
-            done.set()

@@ -62,11 +62,15 @@ class CallbackModule(CallbackBase):
         self.current['calls'] += 1
         if result.get('changed'):
             self.current['changed_calls'] += 1
-        if result.get('failed'):
+        if result.get('failed') or result.get('unreachable'):
             self.current['failed'] = True
-            self._display.display('FAILED %s: %s' % (self.current['name'], json.dumps(
-                {k: result.get(k) for k in ('msg', 'exception', 'module_stderr', 'item') if result.get(k)},
-                default=str)[:4000]), stderr=True)
+            self._show_failure(result)
+
+    def _show_failure(self, result):
+        self._display.display('FAILED %s: %s' % (self.current['name'], json.dumps(
+            {k: result.get(k) for k in ('msg', 'exception', 'module_stderr', 'module_stdout', 'rc', 'item',
+                                        'unreachable') if result.get(k)},
+            default=str)[:6000]), stderr=True)
         _add(self.current['api_requests'], result.get('api_requests'))
         _add(self.current['ldap_operations'], result.get('ldap_operations'))
 
@@ -79,6 +83,8 @@ class CallbackModule(CallbackBase):
                 self._one(item)
             if failed:
                 self.current['failed'] = True
+                if not any(i.get('failed') or i.get('unreachable') for i in result['results']):
+                    self._show_failure(result)
         else:
             self._one(dict(result, failed=failed or result.get('failed')))
 

@@ -378,11 +378,15 @@ def test_expired_webhook_certificate_is_rotated(k8s_lab, run_playbook):
         # written as the module's own field manager would have written it a year ago
         data = {k: base64.b64encode(v.encode()).decode()
                 for k, v in (('ca.crt', ca_pem), ('tls.crt', cert_pem), ('tls.key', key_pem))}
-        api.call_api('/api/v1/namespaces/{ns}/secrets/{name}', 'PATCH', path_params={'ns': hook, 'name': '%s-tls' % hook},
-                     query_params=[('fieldManager', 'winkube.gmsa'), ('force', 'true')],
-                     header_params={'Content-Type': 'application/apply-patch+yaml', 'Accept': 'application/json'},
-                     body={'apiVersion': 'v1', 'kind': 'Secret', 'metadata': {'name': '%s-tls' % hook, 'namespace': hook},
-                           'data': data}, auth_settings=['BearerToken'], response_type='object')
+        import urllib3
+        pool = urllib3.PoolManager(cert_reqs='CERT_REQUIRED', ca_certs=k8s_lab.ca_cert, cert_file=k8s_lab.admin_cert,
+                                   key_file=k8s_lab.admin_key)
+        body = {'apiVersion': 'v1', 'kind': 'Secret', 'metadata': {'name': '%s-tls' % hook, 'namespace': hook},
+                'type': core.read_namespaced_secret('%s-tls' % hook, hook).type, 'data': data}
+        response = pool.request('PATCH', '%s/api/v1/namespaces/%s/secrets/%s-tls?fieldManager=winkube.gmsa&force=true'
+                                % (k8s_lab.api_url, hook, hook), body=json.dumps(body).encode(),
+                                headers={'Content-Type': 'application/apply-patch+yaml'})
+        assert response.status == 200, response.data
         stored = core.read_namespaced_secret('%s-tls' % hook, hook).data
         assert base64.b64decode(stored['tls.crt']).decode() == cert_pem
 

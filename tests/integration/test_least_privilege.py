@@ -311,7 +311,7 @@ def test_delegated_user_manages_gmsas_in_its_ou_only_with_the_documented_rights(
         res = run(name=name2, description='not allowed')
         assert res.get('failed') is True, res
         assert 'Write Property on description' in res['msg'], res['msg']
-        assert attrs_of(read(samba_lab, '(sAMAccountName=%s$)' % name2, ['description'])[0]).get('description') is None
+        assert not attrs_of(read(samba_lab, '(sAMAccountName=%s$)' % name2, ['description'])[0]).get('description')
 
         # with the rights back, the delegate removes its gMSA (Delete Child)
         set_delegation(samba_lab, ou, sid)

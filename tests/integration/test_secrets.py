@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import secrets
 import subprocess
 import sys
@@ -123,13 +124,26 @@ def forms(secret: str | bytes) -> set:
     return {f for f in out if len(f) >= 8}
 
 
-def leaks(secrets_by_name: dict, haystacks: dict) -> list:
+# ansible-core itself, with ANSIBLE_DEBUG=1, prints every module's arguments, no_log ones included, in its
+# "_execute_module (...)" debug lines, before any module code runs: nothing a collection can prevent
+# (ANSIBLE_DEBUG is a developer setting). Those lines are counted and reported, not treated as our leak;
+# every other line of the same output is searched.
+CORE_DEBUG_ARGS = re.compile(r'^\s*\d+ \d+\.\d+: (done with |)_execute_module \(')
+
+
+def leaks(secrets_by_name: dict, haystacks: dict, core_debug_hits=None) -> list:
     found = []
     for name, secret in secrets_by_name.items():
         for form in forms(secret):
             for where, text in haystacks.items():
-                if form in text:
-                    found.append('%s found in %s (form %r...)' % (name, where, form[:12]))
+                if form not in text:
+                    continue
+                lines = [line for line in text.splitlines() if form in line]
+                ours = [line for line in lines if not CORE_DEBUG_ARGS.match(line)]
+                if core_debug_hits is not None and len(ours) < len(lines):
+                    core_debug_hits.add((name, where))
+                if ours:
+                    found.append('%s found in %s (form %r...): %s' % (name, where, form[:12], ours[0][:200]))
                     break
     return found
 
@@ -218,11 +232,16 @@ def test_no_secret_in_any_output(samba_lab, k8s_lab, ansible_env, tmp_path):
         }
         # the runs really produced verbose output, diffs and debug lines to search in
         joined = '\n'.join(texts.values())
-        assert 'ANSIBLE_DEBUG' in joined or 'DEBUG' in joined
-        assert '"before"' in joined or 'before' in joined
+        assert re.search(r'^\s*\d+ \d+\.\d+: ', joined, re.M), 'no ANSIBLE_DEBUG lines captured'
+        assert '<localhost> EXEC' in joined, 'no -vvvv output captured'
+        assert re.search(r'^[-+]', joined, re.M) and 'before' in joined, 'no --diff output captured'
         assert 'VALUE_SPECIFIED_IN_NO_LOG_PARAMETER' in joined  # no_log masked the password in invocation
         assert sum(len(t) for t in texts.values()) > 100000, 'suspiciously little output'
-        found = leaks(watched, texts)
+        core_hits = set()
+        found = leaks(watched, texts, core_hits)
+        print('\nsearched %d bytes of output in %d places for %d secrets; ansible-core ANSIBLE_DEBUG argument '
+              'lines held: %s' % (sum(len(t) for t in texts.values()), len(texts), len(watched),
+                                  sorted(set(n for n, _w in core_hits)) or 'none'))
         assert not found, '\n'.join(found)
 
         # the webhook's private key lives in its Secret and nowhere else in the API server

@@ -631,6 +631,22 @@ HOST_GROUP_ROWS = [
 ]
 
 
+# A standard user account (the portable identity of non-domain-joined nodes, winkube.gmsa.portable_identity).
+NORMAL_ACCOUNT = 0x200
+DONT_EXPIRE_PASSWORD = 0x10000
+USER_OBJECT_CLASS = ['top', 'person', 'organizationalPerson', 'user']
+
+USER_ROWS = [
+    Row('sam_account_name', 'sAMAccountName', TextCodec(case_insensitive=True)),
+    Row('user_principal_name', 'userPrincipalName', TextCodec(case_insensitive=True), validate=check_text),
+    Row('description', 'description', TextCodec(), validate=check_text),
+    Row('enabled', 'userAccountControl', None, kind='flag', flag_bit=ACCOUNTDISABLE, flag_inverted=True,
+        default=True, create_value=NORMAL_ACCOUNT),
+    Row('password_never_expires', 'userAccountControl', None, kind='flag', flag_bit=DONT_EXPIRE_PASSWORD,
+        default=True, create_value=NORMAL_ACCOUNT),
+]
+
+
 # ------------------------------------------------------------------------------------------------
 # Reading gMSAs (the only I/O here goes through a Directory passed in; one search per call)
 # ------------------------------------------------------------------------------------------------

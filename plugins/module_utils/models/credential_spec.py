@@ -107,32 +107,80 @@ def _additional_entries(item, facts):
             dict(Name=account_name(item), Scope=facts['netbios_name'])]
 
 
+_OBJECT_ID = re.compile(r'^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$')
+# https://<vault>.<vault DNS suffix>/secrets/<name>[/<version>]: vault names are 3-24 characters, secret
+# names 1-127 of [0-9a-zA-Z-]; no query, fragment, user information or port
+_SECRET_URI = re.compile(r'^https://(?P<vault>[A-Za-z][A-Za-z0-9-]{1,22}[A-Za-z0-9])\.(?P<suffix>[a-z0-9.-]+)'
+                         r'/secrets/(?P<name>[0-9A-Za-z-]{1,127})(/(?P<version>[0-9a-fA-F]{32}))?/?$')
+_AWS_ARN = re.compile(r'^arn:aws(-[a-z]+)*:(secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+'
+                      r'|ssm:[a-z0-9-]+:\d{12}:parameter/[A-Za-z0-9/_.-]+)$')
+_HOST_KEYS = {
+    'azure_key_vault': ('plugin', 'object_id', 'secret_uri'),
+    'aws': ('plugin', 'credential_arn'),
+    'custom': ('plugin_guid', 'plugin_input', 'portable_ccg_version'),
+}
+PLUGIN_ALIASES = {'azure': 'azure_key_vault', 'azure_key_vault': 'azure_key_vault', 'akv': 'azure_key_vault',
+                  'aws': 'aws', 'aws_secrets_manager': 'aws'}
+
+
+def _no_control(label, value):
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise CredentialSpecError('%s must not contain control characters (NUL, line breaks)' % label)
+
+
 def host_account_config(plugin_guid, plugin_input, portable_ccg_version='1'):
-    """HostAccountConfig for non-domain-joined hosts (ccg.exe plugin)."""
-    if not plugin_guid or not plugin_input:
+    """HostAccountConfig for non-domain-joined hosts (ccg.exe plugin), any plugin."""
+    if not plugin_guid or plugin_input in (None, '', {}, []):
         raise CredentialSpecError('host_account_config needs plugin_guid and plugin_input')
     guid_text = str(plugin_guid).strip()
-    try:
-        parsed = uuid.UUID(guid_text.strip('{}'))
-    except ValueError:
-        raise CredentialSpecError('plugin_guid %r is not a GUID' % plugin_guid)
+    if not re.match(r'^\{?[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\}?$', guid_text) \
+            or guid_text.startswith('{') != guid_text.endswith('}'):
+        raise CredentialSpecError('plugin_guid %r is not a GUID (write it as {xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx}, '
+                                  'the CLSID the plugin registers under HKLM\\SYSTEM\\CurrentControlSet\\Control'
+                                  '\\CCG\\COMClasses)' % (plugin_guid,))
+    parsed = uuid.UUID(guid_text.strip('{}'))
     if isinstance(plugin_input, (dict, list)):
-        plugin_input = json.dumps(plugin_input, separators=(',', ':'))
-    return dict(PortableCcgVersion=str(portable_ccg_version),
-                PluginGUID='{%s}' % str(parsed).upper(),
-                PluginInput=str(plugin_input))
+        plugin_input = json.dumps(plugin_input)
+    plugin_input = str(plugin_input)
+    _no_control('plugin_input', plugin_input)
+    if str(portable_ccg_version) != '1':
+        raise CredentialSpecError('portable_ccg_version must be "1", the only version ccg.exe knows (got %r)'
+                                  % (portable_ccg_version,))
+    return dict(PortableCcgVersion='1', PluginGUID='{%s}' % str(parsed).upper(), PluginInput=plugin_input)
+
+
+def check_secret_uri(secret_uri):
+    """A Key Vault secret identifier: https://<vault>.vault.azure.net/secrets/<name>[/<version>]."""
+    value = str(secret_uri or '').strip()
+    match = _SECRET_URI.match(value)
+    if not match or not (match.group('suffix').startswith('vault.') or match.group('suffix').startswith('managedhsm.')):
+        raise CredentialSpecError(
+            'secret_uri %r is not a Key Vault secret URI: expected https://<vault>.vault.azure.net/secrets/<name> '
+            '(optionally /<32-hex version>; the vault DNS suffix of your cloud, e.g. vault.azure.cn), without '
+            'query, port, ";" or blanks' % (secret_uri,))
+    return value
 
 
 def azure_key_vault_host_account(object_id, secret_uri):
-    """HostAccountConfig for the Azure Key Vault ccg plugin (managed identity + secret URI)."""
-    return host_account_config(AZURE_KEY_VAULT_PLUGIN_GUID,
-                               'ObjectId=%s;SecretUri=%s' % (str(object_id).strip(), str(secret_uri).strip()))
+    """HostAccountConfig for the Azure Key Vault ccg plugin (managed identity + secret URI), as AKS documents."""
+    object_text = str(object_id or '').strip()
+    if not _OBJECT_ID.match(object_text):
+        raise CredentialSpecError('object_id %r is not the object ID (a GUID) of a managed identity, e.g. the '
+                                  'kubelet identity: az aks show --query identityProfile.kubeletidentity.objectId'
+                                  % (object_id,))
+    uri = check_secret_uri(secret_uri)
+    return host_account_config(AZURE_KEY_VAULT_PLUGIN_GUID, 'ObjectId=%s;SecretUri=%s' % (object_text, uri))
 
 
 def aws_host_account(credential_arn):
-    """HostAccountConfig for the AWS ccg plugin (Secrets Manager ARN)."""
-    return host_account_config(AWS_SECRETS_MANAGER_PLUGIN_GUID,
-                               json.dumps({'credentialArn': credential_arn}, separators=(',', ':')))
+    """HostAccountConfig for the AWS ccg plugin: PluginInput is the JSON text {"credentialArn": ...}."""
+    arn = str(credential_arn or '').strip()
+    if not _AWS_ARN.match(arn):
+        raise CredentialSpecError('credential_arn %r is not the ARN of a Secrets Manager secret '
+                                  '(arn:aws:secretsmanager:<region>:<account>:secret:<name>) or an SSM parameter '
+                                  '(arn:aws:ssm:<region>:<account>:parameter/<name>)' % (credential_arn,))
+    # the form of Amazon's documentation, byte for byte: json.dumps with its default separators
+    return host_account_config(AWS_SECRETS_MANAGER_PLUGIN_GUID, json.dumps({'credentialArn': arn}))
 
 
 def _host_config_from(value):
@@ -140,18 +188,23 @@ def _host_config_from(value):
         return None
     if not isinstance(value, dict):
         raise CredentialSpecError('host_account_config must be a dict')
-    keys = {k.lower(): v for k, v in value.items()}
-    plugin = (keys.get('plugin') or '').lower()
-    if plugin in ('azure', 'azure_key_vault', 'akv'):
+    keys = {str(k).lower(): v for k, v in value.items()}
+    plugin = str(keys.get('plugin') or '').lower()
+    if plugin and plugin not in PLUGIN_ALIASES:
+        raise CredentialSpecError('unknown host account plugin %r (azure_key_vault, aws, or give plugin_guid '
+                                  'and plugin_input)' % plugin)
+    kind = PLUGIN_ALIASES.get(plugin, 'custom')
+    unknown = sorted(set(keys) - set(_HOST_KEYS[kind]))
+    if unknown:
+        raise CredentialSpecError('host_account_config for %s does not take %s (it takes %s)'
+                                  % ('plugin ' + kind if plugin else 'a custom plugin', ', '.join(unknown),
+                                     ', '.join(_HOST_KEYS[kind])))
+    if kind == 'azure_key_vault':
         return azure_key_vault_host_account(keys.get('object_id'), keys.get('secret_uri'))
-    if plugin in ('aws', 'aws_secrets_manager'):
+    if kind == 'aws':
         return aws_host_account(keys.get('credential_arn'))
-    if plugin:
-        raise CredentialSpecError('unknown host account plugin %r (azure_key_vault, aws, or give '
-                                  'plugin_guid and plugin_input)' % plugin)
-    return host_account_config(keys.get('plugin_guid') or keys.get('pluginguid'),
-                               keys.get('plugin_input') if 'plugin_input' in keys else keys.get('plugininput'),
-                               keys.get('portable_ccg_version') or keys.get('portableccgversion') or '1')
+    return host_account_config(keys.get('plugin_guid'), keys.get('plugin_input'),
+                               keys.get('portable_ccg_version') or '1')
 
 
 def build_credential_spec(domain, account, additional_accounts=None, host_account=None):

@@ -98,14 +98,16 @@ def test_host_account_config_azure_key_vault():
 
 
 def test_host_account_config_aws_and_generic():
-    aws = cs.build_credential_spec(DOMAIN, 'A', host_account={'plugin': 'aws', 'credential_arn': 'arn:aws:x'})
+    aws = cs.build_credential_spec(DOMAIN, 'A', host_account={
+        'plugin': 'aws', 'credential_arn': 'arn:aws:secretsmanager:us-east-1:111122223333:secret:x-AbCdEf'})
     host = aws['ActiveDirectoryConfig']['HostAccountConfig']
     assert host['PluginGUID'] == '{859E1386-BDB4-49E8-85C7-3070B13920E1}'
-    assert json.loads(host['PluginInput']) == {'credentialArn': 'arn:aws:x'}
+    assert json.loads(host['PluginInput']) == {
+        'credentialArn': 'arn:aws:secretsmanager:us-east-1:111122223333:secret:x-AbCdEf'}
     generic = cs.build_credential_spec(DOMAIN, 'A', host_account={
         'plugin_guid': '859e1386-bdb4-49e8-85c7-3070b13920e1', 'plugin_input': {'k': 'v'}})
     assert generic['ActiveDirectoryConfig']['HostAccountConfig'] == {
-        'PortableCcgVersion': '1', 'PluginGUID': '{859E1386-BDB4-49E8-85C7-3070B13920E1}', 'PluginInput': '{"k":"v"}'}
+        'PortableCcgVersion': '1', 'PluginGUID': '{859E1386-BDB4-49E8-85C7-3070B13920E1}', 'PluginInput': '{"k": "v"}'}
     assert 'HostAccountConfig' not in cs.build_credential_spec(DOMAIN, 'A', host_account={})['ActiveDirectoryConfig']
 
 
