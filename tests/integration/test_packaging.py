@@ -32,8 +32,10 @@ def installed(tmp_path_factory):
     run([str(BIN / 'ansible-galaxy'), 'collection', 'build', str(REPO), '--output-path', str(build_dir)])
     tarball = build_dir / f'winkube-gmsa-{version}.tar.gz'
     assert tarball.exists()
-    run([str(BIN / 'ansible-galaxy'), 'collection', 'install', str(tarball), '-p', str(install_dir)])
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(install_dir), ANSIBLE_COLLECTIONS_SCAN_SYS_PATH='False')
+    # --force: a copy of winkube.gmsa elsewhere (e.g. ~/.ansible/collections) must not make this a no-op
+    run([str(BIN / 'ansible-galaxy'), 'collection', 'install', '--force', str(tarball), '-p', str(install_dir)],
+        env=env)
     return install_dir, env
 
 
