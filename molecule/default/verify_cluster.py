@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Molecule verifier: read the cluster back and try admission. Usage: verify_cluster.py KUBECONFIG EXPECTED_JSON.
 
 EXPECTED_JSON is {"domain": "<dns name>", "accounts": gmsa_accounts}. Exits non-zero with the reasons when

@@ -406,7 +406,7 @@ from ansible_collections.winkube.gmsa.plugins.module_utils.ad.connection_spec im
     ad_argument_spec,
     ad_module_kwargs,
 )
-from ansible_collections.winkube.gmsa.plugins.module_utils.ad import engine
+from ansible_collections.winkube.gmsa.plugins.module_utils.ad import dn, engine
 from ansible_collections.winkube.gmsa.plugins.module_utils.ad import ldap_client
 from ansible_collections.winkube.gmsa.plugins.module_utils.ad import principals as principal_lookup
 from ansible_collections.winkube.gmsa.plugins.module_utils.models import security_descriptor
@@ -569,7 +569,7 @@ class GmsaTask:
             acct['dn'] = entry.dn if entry is not None else 'CN=%s,%s' % (
                 ldap_client.escape_rdn_value(acct['name']), acct['path'])
             if entry is not None and acct['state'] == 'present' and \
-                    engine.normalize_dn(engine.parent_dn(entry.dn)) != engine.normalize_dn(acct['path']) and \
+                    dn.normalize_dn(dn.parent_dn(entry.dn)) != dn.normalize_dn(acct['path']) and \
                     acct['path'] != default_path:
                 self.module.warn('account %r exists at %s, outside path %s; it is not moved'
                                  % (acct['name'], entry.dn, acct['path']))
@@ -643,7 +643,7 @@ class GmsaTask:
         for entry in self.search(self.directory.base_dn, ldap_filter, ['servicePrincipalName', 'sAMAccountName']):
             for spn in entry.values('servicePrincipalName'):
                 acct = added.get(spn.lower())
-                if acct is not None and engine.normalize_dn(entry.dn) != engine.normalize_dn(acct['dn']):
+                if acct is not None and dn.normalize_dn(entry.dn) != dn.normalize_dn(acct['dn']):
                     self.errors.append(('service_principal_names', 'account %r: service_principal_names: %s is '
                                         'already registered on %s (%s); an SPN must be unique in the domain'
                                         % (acct['name'], spn, entry.dn, entry.get('sAMAccountName'))))
@@ -697,7 +697,7 @@ class GmsaTask:
         entry = engine.find_account(self.search(self.directory.base_dn, ldap_filter, engine.GMSA_READ_ATTRIBUTES),
                                     acct['name'], acct['sam'], acct['path'])
         if entry is None or not engine.is_gmsa(entry) or \
-                engine.normalize_dn(entry.dn) != engine.normalize_dn(acct['dn']):
+                dn.normalize_dn(entry.dn) != dn.normalize_dn(acct['dn']):
             return False
         desired = acct['resolved']
         acct['plan'] = engine.plan(engine.GMSA_ROWS, desired, entry)

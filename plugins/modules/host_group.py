@@ -182,7 +182,7 @@ from ansible_collections.winkube.gmsa.plugins.module_utils.ad.connection_spec im
     ad_argument_spec,
     ad_module_kwargs,
 )
-from ansible_collections.winkube.gmsa.plugins.module_utils.ad import engine
+from ansible_collections.winkube.gmsa.plugins.module_utils.ad import dn, engine
 from ansible_collections.winkube.gmsa.plugins.module_utils.ad import ldap_client
 from ansible_collections.winkube.gmsa.plugins.module_utils.ad import principals as principal_lookup
 from ansible_collections.winkube.gmsa.plugins.module_utils.models import security_descriptor
@@ -283,7 +283,7 @@ class HostGroupTask:
         desired = dict(sam_account_name=self.sam, scope=p['scope'], description=p['description'],
                        members={p['members_mode']: members} if members is not None else None)
         desired = engine.resolve_principals(engine.HOST_GROUP_ROWS, desired, self.resolution.dn)
-        labels = {engine.normalize_dn(pr.dn): pr.label() for pr in self.resolution.by_dn.values()}
+        labels = {dn.normalize_dn(pr.dn): pr.label() for pr in self.resolution.by_dn.values()}
         try:
             self.group_plan = engine.plan(engine.HOST_GROUP_ROWS, desired, self.group)
             self.group_diff = engine.plan(engine.HOST_GROUP_ROWS, desired, self.group, labels=labels)

@@ -9,7 +9,7 @@ DOCUMENTATION = r"""
 ---
 module: portable_identity
 short_description: Manage the portable identity (a standard AD user) of non-domain-joined Windows nodes
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Non-domain-joined Windows nodes retrieve gMSA passwords through C(ccg.exe) and a plugin (Azure Key Vault,
     AWS Secrets Manager or your own) that hands C(ccg.exe) the credentials of a standard domain user, the

@@ -177,8 +177,8 @@ def test_site_twice(run_playbook, lab_vars, samba_lab, k8s_lab):
 
     ad, keys = _ad_state(samba_lab)
     assert set(ad) == {'RolesApp1$', 'RolesBatch$', 'RolesHosts'}
-    assert sorted(map(str, ad['RolesApp1$'].servicePrincipalName)) == ['HTTP/rolesapp1.contoso.test',
-                                                                        'host/rolesapp1.contoso.test']
+    spns = sorted(map(str, ad['RolesApp1$'].servicePrincipalName))
+    assert spns == ['HTTP/rolesapp1.contoso.test', 'host/rolesapp1.contoso.test']
     assert len(ad['RolesHosts'].member) == 2 and keys >= 1
     k8s = _k8s_state(k8s_lab)
     assert k8s['gmsa-rolesapp1']['DomainJoinConfig']['MachineAccountName'] == 'RolesApp1'

@@ -17,6 +17,7 @@ table can drive another backend (e.g. PowerShell AD cmdlets over WinRM), since t
 
 from __future__ import annotations
 
+from ansible_collections.winkube.gmsa.plugins.module_utils.ad.dn import normalize_dn, parent_dn
 from ansible_collections.winkube.gmsa.plugins.module_utils.models.security_descriptor import (
     GroupMSAMembership,
     SecurityDescriptorError,
@@ -41,29 +42,6 @@ def _text(value):
     if isinstance(value, (bytes, bytearray)):
         return bytes(value).decode('utf-8')
     return str(value)
-
-
-def normalize_dn(dn):
-    """Comparison key of a DN: lower case, no blanks around separators (escapes kept)."""
-    out, escaped = [], False
-    parts, current = [], ''
-    for char in _text(dn):
-        if escaped:
-            current += char
-            escaped = False
-        elif char == '\\':
-            current += char
-            escaped = True
-        elif char == ',':
-            parts.append(current)
-            current = ''
-        else:
-            current += char
-    parts.append(current)
-    for part in parts:
-        key, sep, value = part.partition('=')
-        out.append(key.strip().lower() + sep + value.strip().lower())
-    return ','.join(out)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -650,19 +628,6 @@ USER_ROWS = [
 # ------------------------------------------------------------------------------------------------
 # Reading gMSAs (the only I/O here goes through a Directory passed in; one search per call)
 # ------------------------------------------------------------------------------------------------
-
-def parent_dn(dn):
-    """The DN without its first RDN (escaped commas respected)."""
-    escaped = False
-    for index, char in enumerate(dn):
-        if escaped:
-            escaped = False
-        elif char == '\\':
-            escaped = True
-        elif char == ',':
-            return dn[index + 1:]
-    return ''
-
 
 def gmsa_filter(escape, names=(), sams=()):
     """OR filter on cn and sAMAccountName (values escaped with ``escape``); None when nothing to find."""

@@ -55,7 +55,6 @@ from __future__ import annotations
 
 import os
 import socket
-import struct
 import traceback
 import uuid
 
@@ -87,6 +86,8 @@ except ImportError:
     GSSAPI_IMPORT_ERROR = traceback.format_exc()
 
 from ansible_collections.winkube.gmsa.plugins.module_utils import retry
+from ansible_collections.winkube.gmsa.plugins.module_utils.ad.dn import dn_to_dns, parent_dn
+from ansible_collections.winkube.gmsa.plugins.module_utils.models.security_descriptor import sid_from_bytes
 
 try:
     from ansible.module_utils.basic import missing_required_lib
@@ -235,58 +236,9 @@ def escape_rdn_value(value):
     return out
 
 
-def sid_to_str(raw):
-    """Binary SID -> 'S-1-5-21-...'."""
-    raw = bytes(raw)
-    revision = raw[0]
-    count = raw[1]
-    authority = int.from_bytes(raw[2:8], 'big')
-    subs = struct.unpack('<%dI' % count, raw[8:8 + 4 * count])
-    return 'S-%d-%d%s' % (revision, authority, ''.join('-%d' % s for s in subs))
-
-
-def sid_to_bytes(sid):
-    """'S-1-5-21-...' -> binary SID."""
-    parts = sid.upper().split('-')
-    if len(parts) < 3 or parts[0] != 'S':
-        raise ValueError('not a SID: %r' % sid)
-    subs = [int(p) for p in parts[3:]]
-    return (struct.pack('BB', int(parts[1]), len(subs)) + int(parts[2]).to_bytes(6, 'big')
-            + struct.pack('<%dI' % len(subs), *subs))
-
-
 def guid_to_str(raw):
     """Binary objectGUID (little-endian fields) -> 'xxxxxxxx-xxxx-...' (lower case)."""
     return str(uuid.UUID(bytes_le=bytes(raw)))
-
-
-def dn_to_dns(dn):
-    """'DC=contoso,DC=com' -> 'contoso.com' (only the DC= components)."""
-    labels = []
-    for part in _split_dn(dn):
-        key, _sep, value = part.partition('=')
-        if key.strip().lower() == 'dc':
-            labels.append(value.strip())
-    return '.'.join(labels).lower()
-
-
-def _split_dn(dn):
-    parts, current, escaped = [], '', False
-    for char in dn:
-        if escaped:
-            current += char
-            escaped = False
-        elif char == '\\':
-            current += char
-            escaped = True
-        elif char == ',':
-            parts.append(current)
-            current = ''
-        else:
-            current += char
-    if current:
-        parts.append(current)
-    return parts
 
 
 class _CIDict(dict):
@@ -331,7 +283,7 @@ class Entry(object):
 
     def sid(self, name='objectSid'):
         raw = self.raw.get(name)
-        return sid_to_str(raw[0]) if raw else None
+        return sid_from_bytes(raw[0]) if raw else None
 
     def guid(self, name='objectGUID'):
         raw = self.raw.get(name)
@@ -872,7 +824,7 @@ class Directory(object):
             raise ADAlreadyExists('cannot add %s: an object with this name already exists (%s)' % (dn, detail),
                                   code=code, dn=dn, server_message=server_text)
         if code == 50:
-            parent = ','.join(_split_dn(dn or '')[1:]) or 'the parent container'
+            parent = parent_dn(dn or '') or 'the parent container'
             right = {
                 'add': 'the right Create Child of %s objects on %s' % (object_class or 'this class of', parent),
                 'modify': 'Write Property on %s' % (attrs or 'the attributes'),

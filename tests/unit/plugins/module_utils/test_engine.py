@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.winkube.gmsa.plugins.module_utils.ad import engine
+from ansible_collections.winkube.gmsa.plugins.module_utils.ad import dn, engine
 from ansible_collections.winkube.gmsa.plugins.module_utils.models.security_descriptor import GroupMSAMembership
 
 DOM = 'S-1-5-21-1-2-3'
@@ -162,8 +162,8 @@ def test_host_group_rows():
 
 
 def test_dn_helpers():
-    assert engine.parent_dn(r'CN=a\,b,OU=x,DC=y') == 'OU=x,DC=y'
-    assert engine.normalize_dn('CN=A , DC=B') == 'cn=a,dc=b'
+    assert dn.parent_dn(r'CN=a\,b,OU=x,DC=y') == 'OU=x,DC=y'
+    assert dn.normalize_dn('CN=A , DC=B') == 'cn=a,dc=b'
     assert engine.gmsa_filter(lambda v: v.replace('*', r'\2a'), names=['a*'], sams=['a$']) == \
         r'(|(sAMAccountName=a$)(cn=a\2a))'
     assert engine.gmsa_filter(str) is None

@@ -7,8 +7,9 @@ import struct
 
 import pytest
 
-from ansible_collections.winkube.gmsa.plugins.module_utils.ad import kds
+from ansible_collections.winkube.gmsa.plugins.module_utils.ad import dn, kds
 from ansible_collections.winkube.gmsa.plugins.module_utils.ad import ldap_client as lc
+from ansible_collections.winkube.gmsa.plugins.module_utils.models import security_descriptor as sd
 
 UTC = datetime.timezone.utc
 
@@ -26,19 +27,19 @@ def test_escape_rdn_value():
 
 def test_sid_round_trip():
     sid = 'S-1-5-21-2126449477-2524075714-3094792973'
-    assert lc.sid_to_str(lc.sid_to_bytes(sid)) == sid
-    assert lc.sid_to_str(lc.sid_to_bytes('S-1-5-32-544')) == 'S-1-5-32-544'
+    assert sd.sid_from_bytes(sd.sid_to_bytes(sid)) == sid
+    assert sd.sid_from_bytes(sd.sid_to_bytes('S-1-5-32-544')) == 'S-1-5-32-544'
 
 
 def test_guid_and_dn_helpers():
     raw = bytes.fromhex('ae184824ac87cd4f92ece79e5252348a')
     assert lc.guid_to_str(raw) == '244818ae-87ac-4fcd-92ec-e79e5252348a'
-    assert lc.dn_to_dns('DC=Contoso,DC=com') == 'contoso.com'
-    assert lc.dn_to_dns('CN=a\\,b,OU=x,DC=emea,DC=contoso,DC=com') == 'emea.contoso.com'
+    assert dn.dn_to_dns('DC=Contoso,DC=com') == 'contoso.com'
+    assert dn.dn_to_dns('CN=a\\,b,OU=x,DC=emea,DC=contoso,DC=com') == 'emea.contoso.com'
 
 
 def test_entry_decoding_and_case_insensitive_lookup():
-    entry = lc.Entry('CN=x', {'objectSid': [lc.sid_to_bytes('S-1-5-32-544')], 'sAMAccountName': [b'web$'],
+    entry = lc.Entry('CN=x', {'objectSid': [sd.sid_to_bytes('S-1-5-32-544')], 'sAMAccountName': [b'web$'],
                               'servicePrincipalName': [b'HTTP/a', b'HTTP/b']})
     assert entry.get('samaccountname') == 'web$'
     assert entry.values('SERVICEPRINCIPALNAME') == ['HTTP/a', 'HTTP/b']

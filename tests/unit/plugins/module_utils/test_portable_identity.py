@@ -44,9 +44,12 @@ AWS_HOST_ACCOUNT = {
 }
 
 
+def _account_key(entry):
+    return (entry['Name'], entry['Scope'])
+
+
 def _same_accounts(a, b):
-    key = lambda e: (e['Name'], e['Scope'])  # noqa: E731
-    return sorted(a, key=key) == sorted(b, key=key)
+    return sorted(a, key=_account_key) == sorted(b, key=_account_key)
 
 
 def test_azure_key_vault_matches_the_aks_example_field_by_field():
@@ -124,7 +127,7 @@ def test_secret_formats_of_the_stores():
 
 def test_generated_passwords():
     seen = set()
-    for _ in range(200):
+    for dummy in range(200):
         value = pi.generate_password(32)
         assert len(value) == 32 and value not in seen
         seen.add(value)
