@@ -99,7 +99,7 @@ def test_portable_identity_reads_the_gmsa_password(run_identity, run_module, sam
         assert res.get('changed') is True, res.get('msg')
 
         # check mode: reports the user and the grant, writes nothing, returns no credentials
-        out, creds, _ = run_identity(check=True, diff=True, name=name, gmsas=[gmsa])
+        out, creds, dummy = run_identity(check=True, diff=True, name=name, gmsas=[gmsa])
         assert out.get('changed') is True, out
         assert out['user']['password_set'] is True and out['has_credentials'] is False
         assert user_entry(samba_lab, name) is None
@@ -129,13 +129,13 @@ def test_portable_identity_reads_the_gmsa_password(run_identity, run_module, sam
         assert blob is not None and struct.unpack('<H', blob[:2])[0] == 1, blob
 
         # a user that was not granted gets nothing
-        out2, other_creds, _ = run_identity(name=other)
+        out2, other_creds, dummy = run_identity(name=other)
         assert out2.get('changed') is True and other_creds is not None, out2
         other_dn = user_entry(samba_lab, other)['dn']
         assert read_managed_password(samba_lab, other_dn, other_creds['password'], gmsa + '$') is None
 
         # second run: nothing changes, the password is not rotated, nothing secret is returned
-        again, again_creds, _ = run_identity(name=name, gmsas=[gmsa])
+        again, again_creds, dummy = run_identity(name=name, gmsas=[gmsa])
         assert again.get('changed') is False, again
         assert again_creds is None and again['has_credentials'] is False
         assert again['ldap_operations'] == {'searches': 1, 'writes': 0}
@@ -144,7 +144,7 @@ def test_portable_identity_reads_the_gmsa_password(run_identity, run_module, sam
         # rotation on request: a new password is set (pwdLastSet moves) and works. (Samba still accepts the
         # previous password for its "old password allowed period", so the old one is not checked here.)
         set_before = pwd_last_set(samba_lab, name)
-        rotated, new_creds, _ = run_identity(name=name, gmsas=[gmsa], update_password='always')
+        rotated, new_creds, dummy = run_identity(name=name, gmsas=[gmsa], update_password='always')
         assert rotated.get('changed') is True and new_creds is not None, rotated
         assert new_creds['password'] != creds['password']
         assert pwd_last_set(samba_lab, name) > set_before
