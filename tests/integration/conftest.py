@@ -44,8 +44,13 @@ class PlaybookResult:
     def changed(self) -> bool:
         return any(r.get('changed') for r in self.results.values())
 
+    def failures(self) -> dict:
+        """Failed tasks (not ignored) -> their message."""
+        return {name: r.get('msg') for name, r in self.results.items() if r.get('failed')}
+
     def __repr__(self):
-        return f'<PlaybookResult rc={self.rc}>\n{self.stdout[-4000:]}\n{self.stderr[-2000:]}'
+        return (f'<PlaybookResult rc={self.rc} failed tasks: {self.failures()}>\n'
+                f'{self.stdout[-4000:]}\n{self.stderr[-2000:]}')
 
 
 @pytest.fixture(scope='session')

@@ -166,11 +166,32 @@ def api(k8s_lab):
     return k8s_lab.api_client()
 
 
+def _ensure_crd(ext):
+    """Create the CRD; other tests in the session may have installed it already (kept) or be removing it
+    (wait until it is gone, then create it again)."""
+    name = 'gmsacredentialspecs.windows.k8s.io'
+
+    def current():
+        try:
+            return ext.read_custom_resource_definition(name)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+            return None
+
+    existing = current()
+    if existing is not None and existing.metadata.deletion_timestamp:
+        wait_for(lambda: current() is None, 60, what='the terminating CRD to go')
+        existing = None
+    if existing is None:
+        ext.create_custom_resource_definition(credspec_crd())
+
+
 @pytest.fixture(scope='module')
 def gmsa_setup(api, k8s_lab, gmsa_webhook):
     """CRD + one credential spec + namespace with an allowed and a denied service account + webhooks."""
     ext = client.ApiextensionsV1Api(api)
-    ext.create_custom_resource_definition(credspec_crd())
+    _ensure_crd(ext)
 
     def established():
         crd = ext.read_custom_resource_definition('gmsacredentialspecs.windows.k8s.io')
