@@ -18,7 +18,7 @@ Measured per phase: wall time of ansible-playbook; Kubernetes API requests count
 (api_requests); LDAP operations counted on the wire by a TLS-terminating proxy between the modules and the
 DC (bench/ldap_count_proxy.py) and as the modules report them (ldap_operations); peak memory: max RSS of
 the ansible-playbook process tree (getrusage of the waited-for child, i.e. the largest single process)
-and the peak of the summed RSS of the whole tree sampled every 0.2 s.
+and the peaks of the summed PSS and RSS of the whole tree sampled every 0.2 s.
 
 Between the two sides every object is deleted, so the baseline creates the same objects again.
 """
@@ -186,7 +186,7 @@ class K8sHttp(object):
 def k8s_delta(after, before):
     """Requests the playbook made, from two /metrics snapshots.
 
-    Left out, because the lab's controllers make them all the time (measured idle: about 6 discovery GETs and
+    Left out, because the lab's controllers make them all the time (measured idle: about 10 discovery GETs and
     12 openapi/v3 GETs a minute): requests on resources only the controllers use (BACKGROUND), WATCHes and
     discovery (/api, /apis, /openapi). Discovery is reported apart as ``discovery_with_background``.
     """
@@ -551,15 +551,34 @@ def _ordered(self, n_items, per):
 Desired.k8s_objects_ordered = _ordered
 
 
-def _task_seconds(result, words):
-    return sum(t['seconds'] for t in result['tasks'] if any(t['name'].startswith(w) for w in words))
+def _task_seconds(result, backend):
+    """Summed wall time of a run's tasks of one backend ('AD ' or 'K8s ', the task name prefixes)."""
+    words = {'AD ': ('gmsa', 'host_group'), 'K8s ': ('credential_spec', 'kubernetes.core')}[backend]
+    total = 0.0
+    for task in result['tasks']:
+        name = task['name']
+        if name.startswith(backend) or name.startswith(words):  # (names before the prefixes were added)
+            total += task['seconds']
+    return total
+
+
+def _scaled(base, phase, side_key, key, scale):
+    """A baseline counter scaled from the sample to N. In change1 only the no-op part is per item: the one
+    change is the same whatever N is, so it is added unscaled."""
+    value = base[phase][side_key][key]
+    if scale == 1:
+        return value
+    if phase == 'change1':
+        noop = base['noop'][side_key][key]
+        return round(noop * scale + (value - noop))
+    return round(value * scale)
 
 
 def summarise(n, ours, base, scale):
     """Per-phase rows and ratios; base values scaled by `scale` when the baseline ran on a sample."""
     rows = []
     for phase in PHASES:
-        o, b = ours[phase], base[phase]
+        o, b = ours[phase], base[phase] if base else None
         b_wall = b['wall_seconds'] * scale if b else None
         rows.append({
             'n': n, 'phase': phase,
@@ -569,17 +588,15 @@ def summarise(n, ours, base, scale):
             'ours_over_baseline': round(o['wall_seconds'] / b_wall, 4) if b else None,
             'speedup': round(b_wall / o['wall_seconds'], 1) if b else None,
             # the same ratio per backend, from the tasks' own wall time (no ansible-playbook start-up)
-            'ad_speedup': round(_task_seconds(b, ('gmsa', 'host_group')) * scale
-                                / _task_seconds(o, ('gmsa', 'host_group')), 1) if b else None,
-            'k8s_speedup': round(_task_seconds(b, ('kubernetes.core',)) * scale
-                                 / _task_seconds(o, ('credential_spec',)), 1) if b else None,
+            'ad_speedup': round(_task_seconds(b, 'AD ') * scale / _task_seconds(o, 'AD '), 1) if b else None,
+            'k8s_speedup': round(_task_seconds(b, 'K8s ') * scale / _task_seconds(o, 'K8s '), 1) if b else None,
             'ours_k8s_requests': o['k8s']['requests'], 'ours_k8s_writes': o['k8s']['writes'],
             'ours_k8s_lists': o['k8s']['lists_by_resource'],
-            'baseline_k8s_requests': round(b['k8s']['requests'] * scale) if b else None,
-            'baseline_k8s_writes': round(b['k8s']['writes'] * scale) if b else None,
+            'baseline_k8s_requests': _scaled(base, phase, 'k8s', 'requests', scale) if b else None,
+            'baseline_k8s_writes': _scaled(base, phase, 'k8s', 'writes', scale) if b else None,
             'ours_ldap_ops': o['ldap']['requests'], 'ours_ldap_writes': o['ldap']['writes'],
-            'baseline_ldap_ops': round(b['ldap']['requests'] * scale) if b else None,
-            'baseline_ldap_writes': round(b['ldap']['writes'] * scale) if b else None,
+            'baseline_ldap_ops': _scaled(base, phase, 'ldap', 'requests', scale) if b else None,
+            'baseline_ldap_writes': _scaled(base, phase, 'ldap', 'writes', scale) if b else None,
             'ours_max_rss_mb': o['max_rss_mb'], 'ours_tree_peak_rss_mb': o['tree_peak_rss_mb'],
             'ours_tree_peak_pss_mb': o['tree_peak_pss_mb'],
             'baseline_tree_peak_pss_mb': b['tree_peak_pss_mb'] if b else None,
@@ -587,6 +604,21 @@ def summarise(n, ours, base, scale):
             'baseline_tree_peak_rss_mb': b['tree_peak_rss_mb'] if b else None,
         })
     return rows
+
+
+def rebuild(path):
+    """Recompute the rows, targets and table of a report JSON from its measurements (no lab needed)."""
+    report = json.loads(Path(path).read_text())
+    report['rows'] = []
+    for n, size in report['sizes'].items():
+        rows = summarise(int(n), size['ours'], size['baseline'], size['baseline_scale'])
+        report['rows'].extend(rows)
+        size['targets'] = check_targets(int(n), size['ours'], size['objects'])
+        if size['baseline']:
+            size['targets']['noop_at_least_20x_faster_than_baseline'] = rows[1]['speedup'] >= 20
+    report['table'] = print_table(report['rows'])
+    Path(path).write_text(json.dumps(report, indent=1))
+    print(report['table'])
 
 
 def check_targets(n, ours, objects):
@@ -659,7 +691,11 @@ def main(argv=None):
     parser.add_argument('--pyinstrument-path', default=os.environ.get('BENCH_PYINSTRUMENT_PATH', ''),
                         help='folder with pyinstrument (pip install --target DIR pyinstrument)')
     parser.add_argument('--output', help='JSON file to write (default bench/results/bench-<time>.json)')
+    parser.add_argument('--rebuild', metavar='JSON', help='only recompute the rows and table of a report')
     args = parser.parse_args(argv)
+    if args.rebuild:
+        rebuild(args.rebuild)
+        return 0
     sizes = args.sizes or [10]
     stamp = datetime.datetime.now().strftime('%Y%m%d-%H%M%S')
     output = Path(args.output) if args.output else BENCH / 'results' / ('bench-%s.json' % stamp)
@@ -718,7 +754,7 @@ def main(argv=None):
                     base, dummy = run_side(runner, 'baseline', desired, labs_vars, sample, k8s, directory, run_prefix)
                 else:
                     directory.delete_prefixed(run_prefix)
-                rows = summarise(n, ours, base or dict((p, None) for p in PHASES), scale)
+                rows = summarise(n, ours, base, scale)
                 report['rows'].extend(rows)
                 report['sizes'][str(n)] = {
                     'objects': objects, 'prefix': run_prefix, 'baseline_items': sample, 'baseline_scale': scale,

@@ -58,44 +58,47 @@ class CallbackModule(CallbackBase):
         self.current = {'name': task.get_name(), '_start': time.monotonic(), 'calls': 0, 'changed_calls': 0,
                         'failed': False, 'api_requests': {}, 'ldap_operations': {}}
 
-    def _one(self, result):
+    def _one(self, result, failed):
         self.current['calls'] += 1
         if result.get('changed'):
             self.current['changed_calls'] += 1
-        if result.get('failed') or result.get('unreachable'):
+        if failed:
             self.current['failed'] = True
             self._show_failure(result)
+        _add(self.current['api_requests'], result.get('api_requests'))
+        _add(self.current['ldap_operations'], result.get('ldap_operations'))
 
     def _show_failure(self, result):
         self._display.display('FAILED %s: %s' % (self.current['name'], json.dumps(
             {k: result.get(k) for k in ('msg', 'exception', 'module_stderr', 'module_stdout', 'rc', 'item',
                                         'unreachable') if result.get(k)},
             default=str)[:6000]), stderr=True)
-        _add(self.current['api_requests'], result.get('api_requests'))
-        _add(self.current['ldap_operations'], result.get('ldap_operations'))
 
-    def _task_result(self, res, failed=False):
-        if self.current is None:
-            return
-        result = res._result
-        if 'results' in result and isinstance(result['results'], list):
-            for item in result['results']:
-                self._one(item)
-            if failed:
-                self.current['failed'] = True
-                if not any(i.get('failed') or i.get('unreachable') for i in result['results']):
-                    self._show_failure(result)
-        else:
-            self._one(dict(result, failed=failed or result.get('failed')))
+    # Loop items are counted one by one (their results carry no 'failed' key: the callback tells);
+    # the loop's final result only marks the task.
+    def v2_runner_item_on_ok(self, result):
+        if self.current is not None:
+            self._one(result._result, failed=False)
+
+    def v2_runner_item_on_failed(self, result):
+        if self.current is not None:
+            self._one(result._result, failed=True)
 
     def v2_runner_on_ok(self, result):
-        self._task_result(result)
+        if self.current is not None and 'results' not in result._result:
+            self._one(result._result, failed=False)
 
     def v2_runner_on_failed(self, result, ignore_errors=False):
-        self._task_result(result, failed=True)
+        if self.current is None:
+            return
+        if 'results' in result._result:
+            self.current['failed'] = True
+        else:
+            self._one(result._result, failed=True)
 
     def v2_runner_on_unreachable(self, result):
-        self._task_result(result, failed=True)
+        if self.current is not None:
+            self._one(dict(result._result, unreachable=True), failed=True)
 
     def v2_playbook_on_stats(self, stats):
         self._finish()

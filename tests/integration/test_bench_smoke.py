@@ -45,7 +45,7 @@ def test_bench_smoke(samba_lab, k8s_lab, tmp_path):
                 assert key in result, (side, phase, key)
             for key in ('requests', 'writes', 'lists_by_resource', 'by_verb_resource'):
                 assert key in result['k8s'], key
-            for key in ('requests', 'searches', 'writes', 'by_operation'):
+            for key in ('requests', 'searches', 'writes', 'by_operation', 'unanswered'):
                 assert key in result['ldap'], key
     assert len(report['rows']) == 3
     for row in report['rows']:
@@ -63,6 +63,7 @@ def test_bench_smoke(samba_lab, k8s_lab, tmp_path):
     noop = ours['noop']
     assert noop['k8s']['writes'] == 0, noop['k8s']
     assert noop['ldap']['writes'] == 0, noop['ldap']
+    assert noop['ldap']['unanswered'] == 0, noop['ldap']  # no LDAP request was retried
     assert noop['reported']['api_requests'].get('writes', 0) == 0
     assert noop['reported']['ldap_operations'].get('writes', 0) == 0
     assert noop['k8s']['lists_by_resource'], noop['k8s']
