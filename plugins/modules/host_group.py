@@ -189,7 +189,6 @@ from ansible_collections.winkube.gmsa.plugins.module_utils.models import securit
 
 GROUP_ATTRIBUTES = ['cn', 'objectClass', 'objectSid', 'objectGUID', 'sAMAccountName', 'groupType', 'description',
                     'member', 'msDS-GroupMSAMembership']
-SD_ROWS = [row for row in engine.GMSA_ROWS if row.option == 'allowed_to_retrieve_password']
 NEW_GROUP_SID = 'S-1-0-0'  # placeholder SID of a group that check mode would create
 
 
@@ -291,21 +290,13 @@ class HostGroupTask:
             self.fail('%s (nothing was changed)' % exc, failed_options=[exc.option])
 
     def plan_gmsas(self, group_sid):
-        """Plans of the gMSAs' security descriptors for the group SID (placeholder when not created yet)."""
-        action = 'add' if self.params['state'] == 'present' else 'remove'
-        for gmsa in self.gmsas:
-            desired = {'allowed_to_retrieve_password': {action: [group_sid]}}
-            try:
-                gmsa['plan'] = engine.plan(SD_ROWS, desired, gmsa['entry'])
-            except engine.PlanError as exc:
-                self.fail('gMSA %s: %s' % (gmsa['entry'].dn, exc))
-            gmsa['changed'] = gmsa['plan'].changed
+        try:
+            engine.plan_password_reader(self.gmsas, group_sid, grant=self.params['state'] == 'present')
+        except engine.PlanError as exc:
+            self.fail(str(exc))
 
     def write_gmsas(self):
-        for gmsa in self.gmsas:
-            if gmsa['changed'] and not self.module.check_mode:
-                self.directory.modify(gmsa['entry'].dn, gmsa['plan'].changes)
-                self.writes += 1
+        self.writes += engine.write_planned(self.directory, self.gmsas, self.module.check_mode)
 
     def run(self):
         self.validate()

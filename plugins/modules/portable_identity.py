@@ -307,7 +307,6 @@ from ansible_collections.winkube.gmsa.plugins.module_utils.models.names import M
 
 USER_ATTRIBUTES = ['cn', 'objectClass', 'objectSid', 'objectGUID', 'sAMAccountName', 'userPrincipalName',
                    'description', 'userAccountControl', 'msDS-GroupMSAMembership']
-SD_ROWS = [row for row in engine.GMSA_ROWS if row.option == 'allowed_to_retrieve_password']
 NEW_USER_SID = 'S-1-0-0'  # placeholder SID of a user that check mode would create
 K8S_KEYS = ('kubeconfig', 'context', 'host', 'api_key', 'ca_cert', 'client_cert', 'client_key', 'validate_certs')
 
@@ -453,20 +452,13 @@ class PortableIdentityTask:
         return True
 
     def plan_gmsas(self, user_sid):
-        action = 'add' if self.params['state'] == 'present' else 'remove'
-        for gmsa in self.gmsas:
-            desired = {'allowed_to_retrieve_password': {action: [user_sid]}}
-            try:
-                gmsa['plan'] = engine.plan(SD_ROWS, desired, gmsa['entry'])
-            except engine.PlanError as exc:
-                self.fail('gMSA %s: %s' % (gmsa['entry'].dn, exc))
-            gmsa['changed'] = gmsa['plan'].changed
+        try:
+            engine.plan_password_reader(self.gmsas, user_sid, grant=self.params['state'] == 'present')
+        except engine.PlanError as exc:
+            self.fail(str(exc))
 
     def write_gmsas(self):
-        for gmsa in self.gmsas:
-            if gmsa['changed'] and not self.module.check_mode:
-                self.directory.modify(gmsa['entry'].dn, gmsa['plan'].changes)
-                self.writes += 1
+        self.writes += engine.write_planned(self.directory, self.gmsas, self.module.check_mode)
 
     # -- the Kubernetes Secret --------------------------------------------------------------------------
     def write_secret(self, creds):

@@ -672,3 +672,35 @@ def gmsa_facts(entry, rows=None):
     }
     facts.update(current)
     return facts
+
+
+# ------------------------------------------------------------------------------------------------
+# Granting one principal the right to retrieve gMSA passwords (host_group, portable_identity)
+# ------------------------------------------------------------------------------------------------
+
+PASSWORD_READER_ROWS = [row for row in GMSA_ROWS if row.option == 'allowed_to_retrieve_password']
+
+
+def plan_password_reader(gmsas, sid, grant):
+    """Add (grant) or remove one SID in each gMSA's msDS-GroupMSAMembership, keeping the other ACEs.
+
+    gmsas: dicts with the current 'entry'; each gets its 'plan' and whether it 'changed'.
+    """
+    action = 'add' if grant else 'remove'
+    for gmsa in gmsas:
+        desired = {'allowed_to_retrieve_password': {action: [sid]}}
+        try:
+            gmsa['plan'] = plan(PASSWORD_READER_ROWS, desired, gmsa['entry'])
+        except PlanError as exc:
+            raise PlanError('gMSA %s: %s' % (gmsa['entry'].dn, exc), exc.option)
+        gmsa['changed'] = gmsa['plan'].changed
+
+
+def write_planned(directory, gmsas, check_mode):
+    """Carry out the plans of plan_password_reader; returns the number of writes."""
+    writes = 0
+    for gmsa in gmsas:
+        if gmsa['changed'] and not check_mode:
+            directory.modify(gmsa['entry'].dn, gmsa['plan'].changes)
+            writes += 1
+    return writes
