@@ -613,7 +613,8 @@ class GmsaTask:
             acct['resolved'] = desired
             try:
                 acct['plan'] = engine.plan(engine.GMSA_ROWS, desired, entry)
-                acct['labels_plan'] = engine.plan(engine.GMSA_ROWS, desired, entry, labels=labels)
+                if self.module._diff:  # the same plan with principals by name, only for --diff
+                    acct['labels_plan'] = engine.plan(engine.GMSA_ROWS, desired, entry, labels=labels)
             except engine.PlanError as exc:
                 self.errors.append((exc.option or 'name', 'account %r: %s' % (acct['name'], exc)))
                 continue
@@ -701,7 +702,8 @@ class GmsaTask:
             return False
         desired = acct['resolved']
         acct['plan'] = engine.plan(engine.GMSA_ROWS, desired, entry)
-        acct['labels_plan'] = engine.plan(engine.GMSA_ROWS, desired, entry, labels=self.resolution.sid_labels())
+        if self.module._diff:
+            acct['labels_plan'] = engine.plan(engine.GMSA_ROWS, desired, entry, labels=self.resolution.sid_labels())
         acct['entry'] = entry
         acct['changed'] = acct['plan'].changed
         if acct['plan'].changes:
