@@ -191,6 +191,18 @@ def fake_echo(host, data):
 FAKE_SCRIPTS = {'registry_dword': fake_registry_dword, 'preflight_facts': fake_preflight_facts, 'echo': fake_echo}
 
 
+def load_fake_modules():
+    """Merge FAKE_SCRIPTS of every lab/winrm/fake_*.py (one module per feature: AD cmdlets, Docker, ...)."""
+    import importlib.util
+    folder = os.path.dirname(os.path.abspath(__file__))
+    for file_name in sorted(os.listdir(folder)):
+        if file_name.startswith('fake_') and file_name.endswith('.py'):
+            spec = importlib.util.spec_from_file_location('winrm_lab_' + file_name[:-3], os.path.join(folder, file_name))
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            FAKE_SCRIPTS.update(module.FAKE_SCRIPTS)
+
+
 def _clixml(message):
     text = escape(message).replace('\n', '_x000D__x000A_')
     return ('#< CLIXML\r\n<Objs Version="1.1.0.1" xmlns="http://schemas.microsoft.com/powershell/2004/04">'
@@ -711,6 +723,7 @@ def main(argv=None):
     os.environ['NTLM_USER_FILE'] = users_file  # pyspnego's NTLM acceptor reads its credentials from here
     users = {('%s\\%s' % (args.domain, args.user)).lower(): password, args.user.lower(): password}
 
+    load_fake_modules()
     names = [n.strip() for n in args.hosts.split(',') if n.strip()]
     lab = Lab(LabState(names), users)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
