@@ -50,6 +50,9 @@ issue apiserver "/CN=kube-apiserver" "basicConstraints=CA:FALSE" "keyUsage=criti
     "subjectAltName=IP:127.0.0.1,DNS:localhost,IP:10.96.0.1,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
 issue admin "/O=system:masters/CN=lab-admin" "basicConstraints=CA:FALSE" \
     "keyUsage=critical,digitalSignature,keyEncipherment" "extendedKeyUsage=clientAuth"
+# kwok's kubelet-like server (exec into pods on the fake nodes), verified by the API server with the lab CA.
+issue kwok "/CN=kwok" "basicConstraints=CA:FALSE" "keyUsage=critical,digitalSignature,keyEncipherment" \
+    "extendedKeyUsage=serverAuth" "subjectAltName=IP:127.0.0.1,DNS:localhost"
 # Service-account token signing key pair.
 ossl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$PKI/sa.key"
 ossl pkey -in "$PKI/sa.key" -pubout -out "$PKI/sa.pub"
@@ -114,6 +117,7 @@ launch kube-apiserver "$BIN_DIR/kube-apiserver" \
     --api-audiences https://kubernetes.default.svc.cluster.local \
     --service-cluster-ip-range 10.96.0.0/16 \
     --allow-privileged=true --profiling=false --endpoint-reconciler-type none \
+    --kubelet-preferred-address-types InternalIP --kubelet-certificate-authority "$PKI/ca.crt" \
     --v 1
 
 for _ in $(seq 1 240); do
@@ -138,9 +142,28 @@ launch kube-scheduler "$BIN_DIR/kube-scheduler" \
     --kubeconfig "$KUBECONFIG_PATH" --authentication-kubeconfig "$KUBECONFIG_PATH" \
     --authorization-kubeconfig "$KUBECONFIG_PATH" \
     --bind-address 127.0.0.1 --secure-port "$SCHED_PORT" --leader-elect=false --v 1
-launch kwok "$BIN_DIR/kwok" --kubeconfig "$KUBECONFIG_PATH" --config "$BIN_DIR/kwok-stages.yaml" \
+# Pod exec (kubectl exec, the API server's pods/exec) runs on this host as a local process (kwok's
+# ClusterExec), with the stand-in nltest.exe/nslookup.exe of fake-windows-tools/ first on PATH; the
+# container name picks the stand-in's scenario (see fake-windows-tools/fake_tools.py).
+FAKE_TOOLS_STATE=$STATE/fake-tools
+mkdir -p "$FAKE_TOOLS_STATE"
+{
+    echo "apiVersion: kwok.x-k8s.io/v1alpha1"
+    echo "kind: ClusterExec"
+    echo "metadata: {name: winkube-lab-exec}"
+    echo "spec:"
+    echo "  execs:"
+    for scenario in no-credspec dns-broken trust-broken trust-reset-fixes healthy; do
+        echo "  - containers: [$scenario]"
+        echo "    local: {workDir: $FAKE_TOOLS_STATE, envs: [{name: WINKUBE_FAKE_SCENARIO, value: $scenario}, {name: WINKUBE_FAKE_STATE, value: $FAKE_TOOLS_STATE}]}"
+    done
+    echo "  - local: {workDir: $FAKE_TOOLS_STATE, envs: [{name: WINKUBE_FAKE_SCENARIO, value: healthy}, {name: WINKUBE_FAKE_STATE, value: $FAKE_TOOLS_STATE}]}"
+} >"$STATE/kwok-exec.yaml"
+launch kwok env PATH="$K8S_DIR/fake-windows-tools:$PATH" "$BIN_DIR/kwok" --kubeconfig "$KUBECONFIG_PATH" \
+    --config "$BIN_DIR/kwok-stages.yaml" --config "$STATE/kwok-exec.yaml" \
     --manage-all-nodes=false --manage-nodes-with-annotation-selector kwok.x-k8s.io/node=fake \
-    --cidr 10.244.0.1/16 --node-ip 10.245.0.1 --server-address "127.0.0.1:$KWOK_PORT"
+    --cidr 10.244.0.1/16 --node-ip 127.0.0.1 --node-port "$KWOK_PORT" --server-address "127.0.0.1:$KWOK_PORT" \
+    --tls-cert-file "$PKI/kwok.crt" --tls-private-key-file "$PKI/kwok.key"
 
 # --- fake nodes -----------------------------------------------------------------------------------
 NODES="kwok-windows-0 kwok-linux-0"

@@ -5,10 +5,22 @@
 #   ${WINKUBE_LAB_STATE:-<repo>/lab/.state}/samba
 # Each start provisions a fresh domain (about 4 s) unless a DC started from this state folder is still
 # running, in which case it is reused. The admin password is random and stored in a 0600 file.
+# Usage: start.sh [--keep]
+#   --keep  restart the SAME domain: when the state folder holds a provisioned domain (stopped with
+#           stop.sh, or killed), start samba on it again (same objects, password, TLS files) instead of
+#           provisioning a new one. Without a provisioned domain it provisions as usual.
 # The DC uses a CA and server certificate of our own (SAN 127.0.0.1, ::1, localhost, dc1.contoso.test)
 # so clients validate TLS against $SAMBA_CA_FILE instead of turning validation off.
 # Writes $STATE/env (shell syntax): SAMBA_SERVER, SAMBA_LDAP_PORT, SAMBA_LDAPS_PORT, SAMBA_BASE_DN, ...
 set -euo pipefail
+
+keep=no
+for arg in "$@"; do
+  case $arg in
+    --keep) keep=yes ;;
+    *) echo "usage: $0 [--keep]" >&2; exit 2 ;;
+  esac
+done
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 STATE_ROOT=${WINKUBE_LAB_STATE:-$REPO/lab/.state}
@@ -63,32 +75,39 @@ pick_python() {
 PY=$(pick_python) || die "no Python with the 'cryptography' package found (set WINKUBE_LAB_PYTHON)"
 
 start_ts=$(date +%s.%N)
-rm -rf "$STATE"
-mkdir -p "$STATE"
-chmod 700 "$STATE"
 umask 077
+if [ "$keep" = yes ] && [ -f "$STATE/dc/etc/smb.conf" ] && [ -f "$STATE/dc/private/sam.ldb" ] \
+    && [ -s "$STATE/admin-password" ] && [ -f "$STATE/tls/ca.pem" ]; then
+  log "--keep: starting the domain already provisioned in $STATE/dc again"
+else
+  rm -rf "$STATE"
+  mkdir -p "$STATE"
+  chmod 700 "$STATE"
 
-# A random password meeting AD complexity (upper, lower, digit, symbol).
-password="Lab-$(head -c 24 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 20)-7a"
-printf '%s' "$password" >"$STATE/admin-password"
-chmod 600 "$STATE/admin-password"
+  # A random password meeting AD complexity (upper, lower, digit, symbol).
+  password="Lab-$(head -c 24 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 20)-7a"
+  printf '%s' "$password" >"$STATE/admin-password"
+  chmod 600 "$STATE/admin-password"
 
-mkdir -p "$STATE/tls"
-"$PY" "$REPO/lab/samba/make_certs.py" "$STATE/tls" "$fqdn"
+  mkdir -p "$STATE/tls"
+  "$PY" "$REPO/lab/samba/make_certs.py" "$STATE/tls" "$fqdn"
 
-log "provisioning $REALM into $STATE/dc"
-samba-tool domain provision --realm="$REALM" --domain="$DOMAIN" --server-role=dc \
-  --dns-backend=SAMBA_INTERNAL --adminpass="$password" --targetdir="$STATE/dc" \
-  --host-name="$DC_NAME" --host-ip=127.0.0.1 \
-  --option='interfaces=lo' --option='bind interfaces only=yes' \
-  --option='tls enabled=yes' \
-  --option="tls keyfile=$STATE/tls/key.pem" \
-  --option="tls certfile=$STATE/tls/cert.pem" \
-  --option="tls cafile=$STATE/tls/ca.pem" \
-  --option='ad dc functional level = 2016' \
-  --base-schema=2019 --function-level=2016 >"$STATE/provision.log" 2>&1 \
-  || { tail -n 30 "$STATE/provision.log" >&2; die "samba-tool domain provision failed (log: $STATE/provision.log)"; }
-log "provisioned in $(printf '%.1f' "$(echo "$(date +%s.%N) - $start_ts" | bc 2>/dev/null || echo 0)") s"
+  log "provisioning $REALM into $STATE/dc"
+  samba-tool domain provision --realm="$REALM" --domain="$DOMAIN" --server-role=dc \
+    --dns-backend=SAMBA_INTERNAL --adminpass="$password" --targetdir="$STATE/dc" \
+    --host-name="$DC_NAME" --host-ip=127.0.0.1 \
+    --option='interfaces=lo' --option='bind interfaces only=yes' \
+    --option="pid directory=$STATE/dc/run" --option="log file=$STATE/dc/log.%m" \
+    --option='tls enabled=yes' \
+    --option="tls keyfile=$STATE/tls/key.pem" \
+    --option="tls certfile=$STATE/tls/cert.pem" \
+    --option="tls cafile=$STATE/tls/ca.pem" \
+    --option='ad dc functional level = 2016' \
+    --base-schema=2019 --function-level=2016 >"$STATE/provision.log" 2>&1 \
+    || { tail -n 30 "$STATE/provision.log" >&2; die "samba-tool domain provision failed (log: $STATE/provision.log)"; }
+  mkdir -p "$STATE/dc/run"  # pid file here, not in /run/samba shared by every lab on the machine
+  log "provisioned in $(printf '%.1f' "$(echo "$(date +%s.%N) - $start_ts" | bc 2>/dev/null || echo 0)") s"
+fi
 
 # setsid: samba becomes the leader of a new process group; stop.sh signals that group only.
 # 9>&- : the lock must not be inherited by the long-running DC.

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Stop the lab's Samba DC by signalling the process group saved by start.sh (never by name).
-# Usage: stop.sh [--purge]  (--purge also removes the state folder)
+# Usage: stop.sh [--purge]  (--purge also removes the state folder; without it the provisioned domain
+# stays, and start.sh --keep starts that same domain again)
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)

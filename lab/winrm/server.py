@@ -64,6 +64,7 @@ OPERATION_TIMEOUT_CODE = 2150858793
 LOG = logging.getLogger('winrm-lab')
 
 HNS_KEY = 'HKEY_LOCAL_MACHINE\\SYSTEM\\CurrentControlSet\\Services\\hns\\State'
+CCG_KEY = 'HKEY_LOCAL_MACHINE\\SYSTEM\\CurrentControlSet\\Control\\CCG\\COMClasses'
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -170,6 +171,13 @@ def fake_preflight_facts(host, data):
                               'error': state if isinstance(state, str) else
                               'no answer within %s ms' % data.get('timeout_ms')})
     hns = (host['registry'].get(HNS_KEY) or {}).get('EnableCompartmentNamespace')
+    # ccg.exe plugins: a COM class is registered when the registry dict has its key (HKEY_LOCAL_MACHINE\...)
+    prefix = CCG_KEY.lower() + '\\'
+    classes = [k[len(prefix):] for k in host['registry'] if k.lower().startswith(prefix) and '\\' not in k[len(prefix):]]
+    key_exists = any(k.lower() == CCG_KEY.lower() or k.lower().startswith(prefix) for k in host['registry'])
+    ccg = {'com_classes_key': key_exists, 'com_classes': classes, 'ccg_exe': host.get('ccg_exe', True),
+           'plugins': [{'guid': str(g), 'registered': str(g).lower() in [c.lower() for c in classes]}
+                       for g in data.get('ccg_plugin_guids') or [] if g]}
     return {
         'computer_name': host['computer_name'],
         'dns_host_name': host['dns_host_name'],
@@ -180,6 +188,7 @@ def fake_preflight_facts(host, data):
         'dns': dns,
         'dc_srv': srv,
         'ports': ports,
+        'ccg': ccg,
     }
 
 

@@ -9,12 +9,30 @@ class ModuleDocFragment:
     # Connection options shared by every module that talks to Active Directory.
     DOCUMENTATION = r"""
 options:
+  backend:
+    description:
+      - How the module reaches Active Directory. Both backends share the module's logic, so results,
+        idempotence, check mode and C(--diff) are the same.
+      - V(ldap) talks LDAP (ldap3) from the controller straight to a domain controller, with the other
+        options of this fragment.
+      - V(winrm) runs the ActiveDirectory PowerShell cmdlets (C(Get-ADObject), C(New-ADServiceAccount),
+        C(Set-ADObject), C(Get-KdsRootKey), C(Add-KdsRootKey), ...) on one Windows host reached over WinRM
+        (O(winrm)), a domain controller or a management host with the ActiveDirectory module (RSAT). The
+        cmdlets run as O(winrm.username); the LDAP options O(port), O(encryption), O(auth_method),
+        O(username), O(password), O(ca_file), O(validate_certs) and O(timeout) are refused with it.
+        The KDS cmdlets of M(winkube.gmsa.kds_root_key) must run on a domain controller.
+      - B(Not verified against Windows) - with V(winrm) the collection's PowerShell has only been run against
+        a local imitation of the cmdlets (see C(docs/winrm.md)), never on a real Windows host.
+    type: str
+    choices: [ldap, winrm]
+    default: ldap
   server:
     description:
-      - Host name or IP address of the domain controller to talk to.
+      - With O(backend=ldap) (required), host name or IP address of the domain controller to talk to.
+      - With O(backend=winrm) (optional), the domain controller the cmdlets talk to (their C(-Server)
+        parameter); by default the cmdlets find one themselves.
       - Can also be set with the E(GMSA_AD_SERVER) environment variable.
     type: str
-    required: true
   port:
     description:
       - TCP port of the LDAP service.
@@ -74,6 +92,81 @@ options:
       - Distinguished name of the domain naming context, for example C(DC=contoso,DC=com).
       - Read from the domain controller's RootDSE (C(defaultNamingContext)) when not given.
     type: str
+  winrm:
+    description:
+      - With O(backend=winrm) (required), how to reach the Windows host that runs the ActiveDirectory cmdlets;
+        the same keys as the connection options of M(winkube.gmsa.node_registry), for one host.
+      - Point it at a domain controller. On a management host that is not a domain controller, the cmdlets
+        need credentials that reach the domain controller from there (the second hop), so use
+        O(winrm.transport=credssp), or Kerberos with delegation.
+    type: dict
+    suboptions:
+      hosts:
+        description:
+          - The one host, a host name or IP address, optionally with a port (C(dc1.contoso.com:5986)).
+        type: list
+        elements: str
+        required: true
+        aliases: [host]
+      port:
+        description:
+          - TCP port of the WinRM service when O(winrm.hosts) names none.
+          - Defaults to V(5986) with O(winrm.scheme=https) and V(5985) with O(winrm.scheme=http).
+        type: int
+      scheme:
+        description:
+          - V(https) protects the session with TLS and validates the host's certificate.
+          - V(http) is only accepted with message encryption (NTLM, Kerberos or CredSSP).
+        type: str
+        choices: [https, http]
+        default: https
+      transport:
+        description:
+          - How to authenticate; V(basic) only with O(winrm.scheme=https).
+          - Can also be set with the E(GMSA_WINRM_TRANSPORT) environment variable.
+        type: str
+        choices: [ntlm, kerberos, credssp, basic]
+        default: ntlm
+      username:
+        description:
+          - Account to authenticate as; the cmdlets run as this account. Required unless
+            O(winrm.transport=kerberos).
+          - Can also be set with the E(GMSA_WINRM_USERNAME) environment variable.
+        type: str
+      password:
+        description:
+          - Password of O(winrm.username). Never logged or returned.
+          - Can also be set with the E(GMSA_WINRM_PASSWORD) environment variable.
+        type: str
+      validate_certs:
+        description:
+          - Whether to verify the host's TLS certificate and host name with O(winrm.scheme=https).
+        type: bool
+        default: true
+      ca_trust_path:
+        description:
+          - PEM file (or OpenSSL hashed directory) with the certificate authorities that signed the host's
+            WinRM certificate. Defaults to the trust store of the Python C(requests) package.
+          - Can also be set with the E(GMSA_WINRM_CA_TRUST_PATH) environment variable.
+        type: path
+      message_encryption:
+        description:
+          - Whether WinRM messages are encrypted by the authentication protocol; V(never) is refused with
+            O(winrm.scheme=http).
+        type: str
+        choices: [auto, always, never]
+        default: auto
+      operation_timeout:
+        description:
+          - Seconds the WinRM service may take for one WS-Management operation before answering.
+        type: int
+        default: 20
+      read_timeout:
+        description:
+          - Seconds to wait for each HTTP answer; must be greater than O(winrm.operation_timeout).
+        type: int
+        default: 30
 requirements:
-  - ldap3 >= 2.9
+  - ldap3 >= 2.9 (O(backend=ldap); with O(backend=winrm) only for building search filters)
+  - pywinrm >= 0.4.3 (only with O(backend=winrm))
 """

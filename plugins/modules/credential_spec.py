@@ -111,6 +111,13 @@ api_requests:
   returned: always
   type: dict
   sample: {requests: 3, by_method: {GET: 1, PATCH: 2}, writes: 2, objects: 2}
+contents:
+  description:
+    - Per credential spec name (O(state=present)), its JSON as the webhook hands it to pods in
+      C(gmsaCredentialSpec); the same bytes M(winkube.gmsa.docker_credential_spec) writes for Docker.
+  returned: always
+  type: dict
+  sample: {gmsa-webapp1: '{"ActiveDirectoryConfig":{"GroupManagedServiceAccounts":[{"Name":"WebApp1","Scope":"contoso.com"}]}}'}
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -122,6 +129,7 @@ from ansible_collections.winkube.gmsa.plugins.module_utils.models.crd import (
     KIND,
     build_credential_spec,
 )
+from ansible_collections.winkube.gmsa.plugins.module_utils.models.credential_spec import to_json
 from ansible_collections.winkube.gmsa.plugins.module_utils.models.names import dns1123_subdomain_error
 
 
@@ -166,7 +174,7 @@ def main():
             engine.apply(objects, mode='scope')
         else:
             engine.delete([(API_VERSION, KIND, None, name) for name in names], mode='scope')
-        return {'names': names}
+        return {'names': names, 'contents': dict((o['metadata']['name'], to_json(o['credspec'])) for o in objects)}
 
     run_module(module, body)
 

@@ -396,6 +396,14 @@ ldap_operations:
   returned: always
   type: dict
   sample: {searches: 3, writes: 1}
+created_concurrently:
+  description:
+    - Names of the accounts whose creation found the account already there (created meanwhile by another
+      run, or by a repeated add whose first answer was lost); each was read again and converged instead.
+  returned: always
+  type: list
+  elements: str
+  sample: [WebApp1]
 """
 
 import re
@@ -406,7 +414,7 @@ from ansible_collections.winkube.gmsa.plugins.module_utils.ad.connection_spec im
     ad_argument_spec,
     ad_module_kwargs,
 )
-from ansible_collections.winkube.gmsa.plugins.module_utils.ad import dn, engine
+from ansible_collections.winkube.gmsa.plugins.module_utils.ad import backend, dn, engine
 from ansible_collections.winkube.gmsa.plugins.module_utils.ad import ldap_client
 from ansible_collections.winkube.gmsa.plugins.module_utils.ad import principals as principal_lookup
 from ansible_collections.winkube.gmsa.plugins.module_utils.models import security_descriptor
@@ -479,6 +487,7 @@ class GmsaTask:
         self.searches = 0
         self.writes = 0
         self.directory = None
+        self.created_concurrently = []
 
     def fail(self, msg, **kwargs):
         kwargs.setdefault('ldap_operations', dict(searches=self.searches, writes=self.writes))
@@ -666,6 +675,7 @@ class GmsaTask:
                     except ldap_client.ADAlreadyExists:
                         if not self.adopt(acct):
                             raise
+                        self.created_concurrently.append(acct['name'])
                         continue
                 else:
                     self.directory.modify(acct['dn'], acct['plan'].changes)
@@ -748,9 +758,10 @@ class GmsaTask:
 
     def run(self):
         if not self.accounts:  # accounts: [] manages nothing (e.g. an empty inventory list)
-            self.module.exit_json(changed=False, accounts=[], ldap_operations=dict(searches=0, writes=0))
+            self.module.exit_json(changed=False, accounts=[], ldap_operations=dict(searches=0, writes=0),
+                                  created_concurrently=[])
         self.validate()
-        self.directory = ldap_client.connect(self.module)
+        self.directory = backend.connect(self.module)
         try:
             self.read_accounts()
             self.plan()
@@ -762,7 +773,8 @@ class GmsaTask:
             self.directory.close()
         results = [self.result(a) for a in self.accounts]
         out = dict(changed=any(a['changed'] for a in self.accounts), accounts=results,
-                   ldap_operations=dict(searches=self.searches, writes=self.writes))
+                   ldap_operations=dict(searches=self.searches, writes=self.writes),
+                   created_concurrently=self.created_concurrently)
         if self.module.params.get('name') is not None:
             out.update(distinguished_name=results[0]['distinguished_name'], sid=results[0]['sid'],
                        object_guid=results[0]['object_guid'])

@@ -149,7 +149,7 @@ from ansible_collections.winkube.gmsa.plugins.module_utils.ad.connection_spec im
     ad_argument_spec,
     ad_module_kwargs,
 )
-from ansible_collections.winkube.gmsa.plugins.module_utils.ad import engine
+from ansible_collections.winkube.gmsa.plugins.module_utils.ad import backend, engine
 from ansible_collections.winkube.gmsa.plugins.module_utils.ad import ldap_client
 from ansible_collections.winkube.gmsa.plugins.module_utils.ad import principals as principal_lookup
 from ansible_collections.winkube.gmsa.plugins.module_utils.models import security_descriptor
@@ -204,7 +204,7 @@ def main():
         module.fail_json(msg=missing_required_lib('ldap3'), exception=ldap_client.LDAP3_IMPORT_ERROR)
     if not security_descriptor.HAS_IMPACKET:
         module.fail_json(msg=missing_required_lib('impacket'))
-    directory = ldap_client.connect(module)
+    directory = backend.connect(module)
     try:
         entries, missing = read(module, directory)
         facts = []

@@ -174,6 +174,14 @@ ldap_operations:
   returned: always
   type: dict
   sample: {searches: 2, writes: 1}
+created_concurrently:
+  description:
+    - The group's name when its creation found the group already there (created meanwhile by another run);
+      the group was then read again and converged (members, description, grants) instead. Empty otherwise.
+  returned: always
+  type: list
+  elements: str
+  sample: [ContainerHosts]
 """
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
@@ -182,7 +190,7 @@ from ansible_collections.winkube.gmsa.plugins.module_utils.ad.connection_spec im
     ad_argument_spec,
     ad_module_kwargs,
 )
-from ansible_collections.winkube.gmsa.plugins.module_utils.ad import dn, engine
+from ansible_collections.winkube.gmsa.plugins.module_utils.ad import backend, dn, engine
 from ansible_collections.winkube.gmsa.plugins.module_utils.ad import ldap_client
 from ansible_collections.winkube.gmsa.plugins.module_utils.ad import principals as principal_lookup
 from ansible_collections.winkube.gmsa.plugins.module_utils.models import security_descriptor
@@ -200,6 +208,7 @@ class HostGroupTask:
         self.writes = 0
         self.directory = None
         self.errors = []
+        self.created_concurrently = []
 
     def fail(self, msg, **kwargs):
         kwargs.setdefault('ldap_operations', dict(searches=self.searches, writes=self.writes))
@@ -283,11 +292,35 @@ class HostGroupTask:
                        members={p['members_mode']: members} if members is not None else None)
         desired = engine.resolve_principals(engine.HOST_GROUP_ROWS, desired, self.resolution.dn)
         labels = {dn.normalize_dn(pr.dn): pr.label() for pr in self.resolution.by_dn.values()}
+        self.group_desired, self.group_labels = desired, labels
         try:
             self.group_plan = engine.plan(engine.HOST_GROUP_ROWS, desired, self.group)
             self.group_diff = engine.plan(engine.HOST_GROUP_ROWS, desired, self.group, labels=labels)
         except engine.PlanError as exc:
             self.fail('%s (nothing was changed)' % exc, failed_options=[exc.option])
+
+    def adopt_group(self):
+        """The add found the group already there: another run created it since we read. Read it again and
+        converge it like an existing group; False when what is there is not this group."""
+        ldap_filter = '(sAMAccountName=%s)' % ldap_client.escape_filter_value(self.sam)
+        self.searches += 1
+        found = self.directory.search(self.directory.base_dn, ldap_filter, GROUP_ATTRIBUTES)
+        if len(found) != 1 or dn.normalize_dn(found[0].dn) != dn.normalize_dn(self.group_dn) or \
+                not any(c.lower() == 'group' for c in found[0].values('objectClass')):
+            return False
+        self.group = found[0]
+        try:
+            self.group_plan = engine.plan(engine.HOST_GROUP_ROWS, self.group_desired, self.group)
+            self.group_diff = engine.plan(engine.HOST_GROUP_ROWS, self.group_desired, self.group,
+                                          labels=self.group_labels)
+        except engine.PlanError as exc:
+            self.fail('the group %s was created meanwhile by someone else and differs: %s' % (self.group_dn, exc),
+                      failed_options=[exc.option])
+        if self.group_plan.changes:
+            self.directory.modify(self.group_dn, self.group_plan.changes)
+            self.writes += 1
+        self.created_concurrently.append(self.params['name'])
+        return True
 
     def plan_gmsas(self, group_sid):
         try:
@@ -300,7 +333,7 @@ class HostGroupTask:
 
     def run(self):
         self.validate()
-        self.directory = ldap_client.connect(self.module)
+        self.directory = backend.connect(self.module)
         self.created = None
         try:
             self.read()
@@ -311,8 +344,12 @@ class HostGroupTask:
                 self.plan_gmsas(group_sid or NEW_GROUP_SID)
                 if not self.module.check_mode and self.group_plan.changed:
                     if self.group is None:
-                        self.directory.add(self.group_dn, ['top', 'group'], self.group_plan.create)
-                        self.writes += 1
+                        try:
+                            self.directory.add(self.group_dn, ['top', 'group'], self.group_plan.create)
+                            self.writes += 1
+                        except ldap_client.ADAlreadyExists:
+                            if not self.adopt_group():
+                                raise
                         self.searches += 1
                         self.created = self.directory.get(self.group_dn, ['objectSid', 'objectGUID'])
                         group_sid = self.created.sid()
@@ -352,7 +389,8 @@ class HostGroupTask:
         out = dict(changed=changed, group=group,
                    gmsas=[dict(name=g['name'], distinguished_name=g['entry'].dn, changed=g['changed'])
                           for g in self.gmsas],
-                   ldap_operations=dict(searches=self.searches, writes=self.writes))
+                   ldap_operations=dict(searches=self.searches, writes=self.writes),
+                   created_concurrently=self.created_concurrently)
         if self.module._diff:
             out['diff'] = self.diff()
         self.module.exit_json(**out)

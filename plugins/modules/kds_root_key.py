@@ -165,8 +165,20 @@ from ansible_collections.winkube.gmsa.plugins.module_utils.ad.connection_spec im
     ad_argument_spec,
     ad_module_kwargs,
 )
-from ansible_collections.winkube.gmsa.plugins.module_utils.ad.ldap_client import ADError, connect
+from ansible_collections.winkube.gmsa.plugins.module_utils.ad.backend import connect
+from ansible_collections.winkube.gmsa.plugins.module_utils.ad.ldap_client import ADError
 from ansible_collections.winkube.gmsa.plugins.module_utils.ad import kds
+
+
+def unreadable_keys_message(directory, keys):
+    """A message naming the missing right when keys are there but their attributes cannot be read (None if all
+    can): without it the module would take them for malformed and create another key on every run."""
+    hidden = [k['dn'] for k in keys if k['create_time'] is None and k['effective_time'] is None]
+    if not hidden:
+        return None
+    return ('cannot read the KDS root key(s) %s: %s needs Read Property and Control Access (the key attributes are '
+            'confidential) on msKds-ProvRootKey objects in %s' % (', '.join(hidden), getattr(
+                directory, 'bound_as', None) or 'the bound account', kds.root_keys_dn(directory)))
 
 
 def main():
@@ -197,6 +209,8 @@ def main():
     directory = connect(module)
     try:
         keys = kds.read_root_keys(directory, now)
+        if unreadable_keys_message(directory, keys):
+            module.fail_json(msg=unreadable_keys_message(directory, keys) + ' (nothing was changed)')
         current = kds.current_key(keys)
         pending = kds.pending_key(keys)
         need = current is None and (pending is None or module.params['lab_mode'])
@@ -214,6 +228,9 @@ def main():
             else:
                 key_id, dn = kds.create_root_key(directory, use_start, now=now)
                 created = [k for k in kds.read_root_keys(directory, now) if k['id'] == key_id]
+                if created and unreadable_keys_message(directory, created):
+                    module.fail_json(msg='created root key %s, but %s' % (dn, unreadable_keys_message(
+                        directory, created)), **result)
                 if not created:
                     module.fail_json(msg='created root key %s but cannot read it back' % dn, **result)
                 key = kds.public(created[0])

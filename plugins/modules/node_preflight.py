@@ -15,8 +15,9 @@ description:
   - "Checks: the OS build (Windows Server 2019 needs build 17763.1817 or later for gMSA with containerd;
     2022 and 2025 are fine), the container runtime and its version, domain membership, DNS resolution of
     the domain, reachability of a domain controller on Kerberos (88) and LDAP (389) and LDAPS (636),
-    C(EnableCompartmentNamespace) (see M(winkube.gmsa.node_registry)), and, when O(cluster) is given,
-    whether the node's Kubernetes Node object carries C(kubernetes.io/os=windows)."
+    C(EnableCompartmentNamespace) (see M(winkube.gmsa.node_registry)), the ccg.exe plugins (see
+    O(ccg_plugins)), and, when O(cluster) is given, whether the node's Kubernetes Node object carries
+    C(kubernetes.io/os=windows)."
   - Never changes anything, also outside check mode.
   - B(Not verified against Windows.) The collection's tests run this module through pywinrm's real
     HTTP, authentication and WS-Management stack against a local test endpoint that imitates the
@@ -49,6 +50,21 @@ options:
     type: str
     choices: [domain_joined, non_domain_joined]
     default: domain_joined
+  ccg_plugins:
+    description:
+      - The ccg.exe plugins (Container Credential Guard) the nodes need, each V(azure_key_vault) (the Azure Key
+        Vault plugin of AKS, C({CCC2A336-D7F3-4818-A213-272B7924213E})), V(aws) (the AWS plugin of ECS/EKS,
+        C({859E1386-BDB4-49E8-85C7-3070B13920E1})) or the CLSID of any other plugin (C({xxxxxxxx-...})).
+      - A plugin counts as registered when its COM class key
+        C(HKLM\SYSTEM\CurrentControlSet\Control\CCG\COMClasses\{CLSID}) exists; the check is read-only and
+        the module never installs or registers plugins.
+      - With O(mode=non_domain_joined) a missing plugin fails the check C(ccg_plugin) with the fix; with the
+        default empty list it fails only when no plugin at all is registered. With O(mode=domain_joined) a
+        missing plugin is a warning, and nothing is checked when the list is empty.
+      - Passed to the node as data, never as PowerShell text.
+    type: list
+    elements: str
+    default: []
   connect_timeout:
     description:
       - Milliseconds each node waits for a TCP connection to a domain controller port.
@@ -142,7 +158,7 @@ nodes:
     checks:
       description:
         - One entry per check, each with C(name) (C(os_build), C(container_runtime), C(domain_membership),
-          C(domain_dns), C(dc_reachable), C(compartment_namespace), C(kubernetes_node)), C(status)
+          C(domain_dns), C(dc_reachable), C(compartment_namespace), C(ccg_plugin), C(kubernetes_node)), C(status)
           (V(pass), V(warn), V(fail) or V(skip)), C(detail), and C(fix) (V(null) when it passed or was skipped).
       type: list
       elements: dict
@@ -163,6 +179,15 @@ nodes:
     domain:
       description: C(joined) and C(name) (domain, or workgroup when not joined).
       type: dict
+    ccg:
+      description:
+        - ccg.exe facts read from the registry and file system, V(null) from a node that did not report them.
+        - C(com_classes_key) (whether C(HKLM\SYSTEM\CurrentControlSet\Control\CCG\COMClasses) exists),
+          C(com_classes) (its subkeys, the registered plugin CLSIDs), C(ccg_exe) (whether
+          C(%SystemRoot%\System32\ccg.exe) exists) and C(plugins) (C(guid), C(registered) per O(ccg_plugins)).
+      type: dict
+      sample: {com_classes_key: true, com_classes: ["{CCC2A336-D7F3-4818-A213-272B7924213E}"], ccg_exe: true,
+               plugins: [{guid: "{CCC2A336-D7F3-4818-A213-272B7924213E}", registered: true}]}
     facts:
       description: Everything the node reported (services, DNS answers, port tests), for troubleshooting.
       type: dict
@@ -190,6 +215,7 @@ def main():
         domain=dict(type='str'),
         domain_controllers=dict(type='list', elements='str'),
         mode=dict(type='str', choices=['domain_joined', 'non_domain_joined'], default='domain_joined'),
+        ccg_plugins=dict(type='list', elements='str', default=[]),
         connect_timeout=dict(type='int', default=3000),
         node_names=dict(type='dict', default={}),
         fail_on=dict(type='str', choices=['fail', 'warn', 'never'], default='fail'),
@@ -199,6 +225,10 @@ def main():
     params = module.params
     if params['connect_timeout'] < 1:
         module.fail_json(msg='connect_timeout must be at least 1 millisecond')
+    try:
+        plugin_guids = [preflight.ccg_plugin_guid(value) for value in params['ccg_plugins']]
+    except ValueError as exc:
+        module.fail_json(msg='%s; nothing was run' % exc)
     runner = runner_for(module)
     transport = cluster_transport(module)
     data = {
@@ -206,6 +236,7 @@ def main():
         'domain_controllers': params['domain_controllers'] or [],
         'ports': list(preflight.DEFAULT_PORTS),
         'timeout_ms': params['connect_timeout'],
+        'ccg_plugin_guids': plugin_guids,
     }
     outcomes = runner.run_all(PREFLIGHT_FACTS, lambda entry: data)
 
@@ -233,7 +264,7 @@ def main():
                                   'error_details': {}})
                     continue
         evaluated = preflight.evaluate(facts, mode=params['mode'], domain=params['domain'], node_name=node_name,
-                                       k8s_node=k8s_node)
+                                       k8s_node=k8s_node, ccg_plugins=plugin_guids)
         nodes.append({
             'host': entry,
             'failed': False,
@@ -245,6 +276,7 @@ def main():
             'runtime': evaluated['runtime'],
             'kubelet_version': evaluated['kubelet_version'],
             'domain': facts.get('domain'),
+            'ccg': facts.get('ccg'),
             'facts': facts,
         })
 

@@ -297,7 +297,7 @@ from ansible_collections.winkube.gmsa.plugins.module_utils.ad.connection_spec im
     ad_argument_spec,
     ad_module_kwargs,
 )
-from ansible_collections.winkube.gmsa.plugins.module_utils.ad import engine
+from ansible_collections.winkube.gmsa.plugins.module_utils.ad import backend, engine
 from ansible_collections.winkube.gmsa.plugins.module_utils.k8s.connection_spec import K8S_CONNECTION_SPEC
 from ansible_collections.winkube.gmsa.plugins.module_utils.ad import ldap_client
 from ansible_collections.winkube.gmsa.plugins.module_utils.ad import principals as principal_lookup
@@ -435,12 +435,17 @@ class PortableIdentityTask:
         else:
             self.password = model.generate_password(p['password_length'])
             self.generated = True
-        if p['encryption'] == 'none':
+        if p['backend'] == 'ldap' and p['encryption'] == 'none':
             self.fail('setting the password of %s needs an encrypted session: use encryption=ldaps or starttls '
                       '(nothing was changed)' % self.user_dn, failed_options=['encryption'])
         return True
 
     def _password_works(self, password):
+        if self.params['backend'] == 'winrm':
+            try:
+                return self.directory.password_works(self.user_dn, self.sam, password)
+            except ldap_client.ADError as exc:
+                self.fail('cannot check the password of %s: %s' % (self.user_dn, exc))
         params = dict(self.params, username=self.user_dn, password=password, auth_method='simple')
         try:
             directory = ldap_client.open_directory(params)
@@ -461,7 +466,8 @@ class PortableIdentityTask:
         self.writes += engine.write_planned(self.directory, self.gmsas, self.module.check_mode)
 
     # -- the Kubernetes Secret --------------------------------------------------------------------------
-    def write_secret(self, creds):
+    def write_secret(self, creds, dry_run=False):
+        """Apply the Secret; dry_run: only a server-side dry run (before the password is set, to fail early)."""
         from ansible_collections.winkube.gmsa.plugins.module_utils.k8s import client as k8s_client
         from ansible_collections.winkube.gmsa.plugins.module_utils.k8s import engine as k8s_engine
 
@@ -474,7 +480,7 @@ class PortableIdentityTask:
                'type': 'Opaque', 'data': data}
         conn = dict((k, spec.get(k)) for k in K8S_KEYS)
         try:
-            k8s = k8s_engine.Engine(k8s_client.connect(conn), check_mode=self.module.check_mode)
+            k8s = k8s_engine.Engine(k8s_client.connect(conn), check_mode=self.module.check_mode or dry_run)
             change = k8s.apply([obj])[0]
         except k8s_client.K8sError as exc:
             where = 'Secret %s/%s' % (spec['namespace'], spec['name'])
@@ -504,7 +510,7 @@ class PortableIdentityTask:
         if self.params['kubernetes_secret'] is not None:
             from ansible_collections.winkube.gmsa.plugins.module_utils.k8s.client import require_kubernetes
             require_kubernetes(self.module)
-        self.directory = ldap_client.connect(self.module)
+        self.directory = backend.connect(self.module)
         self.password_written = False
         self.set_password = False
         creds = None
@@ -520,6 +526,8 @@ class PortableIdentityTask:
                     creds = model.credentials(self.directory.dns_domain, self.directory.netbios_name, self.sam,
                                               self.password)
                 if not self.module.check_mode:
+                    if creds is not None and self.params['kubernetes_secret'] is not None:
+                        self.write_secret(creds, dry_run=True)  # a Secret that cannot be written fails here
                     self.write_user()
                 self.write_gmsas()
             else:

@@ -16,6 +16,8 @@ description:
   - With O(state=absent), gives the field up again. It disappears unless another field manager also set it.
   - Workloads are read with one LIST per kind. A missing workload or container fails the task before anything
     is written.
+  - Optionally adds the Kubernetes documentation's C(postStart) lifecycle hook that restarts the C(netlogon)
+    service until C(nltest.exe /query) reports C(NERR_Success) (see O(workloads[].netlogon_restart_hook)).
 author:
   - winkube.gmsa contributors (@winkube)
 extends_documentation_fragment:
@@ -51,6 +53,20 @@ options:
       container:
         description: Set the reference for this container only; by default it is set for the whole pod.
         type: str
+      netlogon_restart_hook:
+        description:
+          - Add the C(postStart) hook of the Kubernetes documentation (I(Configure GMSA for Windows Pods and
+            containers), Troubleshooting) to O(workloads[].container), or to every container of the pod template
+            when no container is given. It runs C(powershell.exe -command "do { Restart-Service -Name netlogon }
+            while (...nltest.exe /query... -like '*0x0 NERR_Success*' ...)"), restarting netlogon until the
+            container's secure channel is up; use it when C(nltest /sc_reset) repairs pods (see
+            M(winkube.gmsa.pod_gmsa_check)).
+          - Only the C(lifecycle.postStart) field is applied. A container whose C(postStart) hook another field
+            manager set fails the task with a conflict (nothing is written) unless O(force_conflicts=true).
+          - V(false) (the default) removes a hook this module added before. Ignored with O(state=absent), which
+            removes it too.
+        type: bool
+        default: false
   force_conflicts:
     description:
       - Take the field over when another field manager set it to a different value (for example a manifest
@@ -81,6 +97,15 @@ EXAMPLES = r"""
         name: iis
         container: iis
         credential_spec: gmsa-webapp1
+
+- name: Run the iis container as WebApp1 and restart netlogon when it starts
+  winkube.gmsa.workload_gmsa:
+    workloads:
+      - namespace: web
+        name: iis
+        container: iis
+        credential_spec: gmsa-webapp1
+        netlogon_restart_hook: true
 
 - name: Whole pod of a StatefulSet
   winkube.gmsa.workload_gmsa:
@@ -122,13 +147,35 @@ from ansible_collections.winkube.gmsa.plugins.module_utils.models.names import (
 )
 
 
+# Kubernetes docs, "Configure GMSA for Windows Pods and containers", Troubleshooting: restart netlogon until the
+# secure channel is up (nltest /query reports NERR_Success).
+NETLOGON_RESTART_COMMAND = [
+    'powershell.exe', '-command',
+    "do { Restart-Service -Name netlogon } while ( $($Result = (nltest.exe /query); if ($Result -like "
+    "'*0x0 NERR_Success*') {return $true} else {return $false}) -eq $false)",
+]
+
+
 def _windows_options(credential_spec):
     return {'securityContext': {'windowsOptions': {'gmsaCredentialSpecName': credential_spec}}}
 
 
+def add_netlogon_hooks(partial, container_names):
+    """Put the postStart hook on these containers of the partial apply object (merging by container name)."""
+    pod = partial.setdefault('spec', {}).setdefault('template', {}).setdefault('spec', {})
+    entries = pod.setdefault('containers', [])
+    for name in container_names:
+        entry = next((e for e in entries if e['name'] == name), None)
+        if entry is None:
+            entry = {'name': name}
+            entries.append(entry)
+        entry['lifecycle'] = {'postStart': {'exec': {'command': list(NETLOGON_RESTART_COMMAND)}}}
+
+
 def build_partials(workloads, state):
-    """One partial apply object per workload (only our field), plus the containers each one needs."""
-    problems, partials, containers = [], {}, {}
+    """One partial apply object per workload (only our fields), the containers each one needs, and where the
+    netlogon hook goes (ref -> container names, '*' for every container)."""
+    problems, partials, containers, hooks = [], {}, {}, {}
     for item in workloads:
         for key, check in (('namespace', dns1123_label_error), ('name', dns1123_subdomain_error)):
             error = check(item[key], key)
@@ -145,6 +192,8 @@ def build_partials(workloads, state):
         containers.setdefault(ref, [])
         if state == 'absent':
             continue
+        if item.get('netlogon_restart_hook'):
+            hooks.setdefault(ref, []).append(item.get('container') or '*')
         pod = obj.setdefault('spec', {}).setdefault('template', {}).setdefault('spec', {})
         if item.get('container'):
             if item['container'] in containers[ref]:
@@ -157,7 +206,7 @@ def build_partials(workloads, state):
             if 'securityContext' in pod:
                 problems.append('%s: pod-level credential spec listed twice' % ref_text(ref))
             pod.update(_windows_options(item['credential_spec']))
-    return problems, partials, containers
+    return problems, partials, containers, hooks
 
 
 def main():
@@ -170,12 +219,13 @@ def main():
                 name=dict(type='str', required=True),
                 credential_spec=dict(type='str'),
                 container=dict(type='str'),
+                netlogon_restart_hook=dict(type='bool', default=False),
             )),
             force_conflicts=dict(type='bool', default=False),
         ),
         supports_check_mode=True,
     )
-    problems, partials, containers = build_partials(module.params['workloads'], module.params['state'])
+    problems, partials, containers, hooks = build_partials(module.params['workloads'], module.params['state'])
     if problems:
         module.fail_json(msg='invalid workloads, nothing was changed: ' + '; '.join(problems))
 
@@ -194,6 +244,9 @@ def main():
                     missing.append('%s has no container %s (containers: %s)' % (ref_text(ref), name, ', '.join(have)))
         if missing:
             raise K8sError('; '.join(missing) + '. Nothing was changed.')
+        for ref, targets in hooks.items():
+            have = [c.get('name') for c in engine.cache[ref]['spec']['template']['spec'].get('containers') or []]
+            add_netlogon_hooks(partials[ref], have if '*' in targets else targets)
         engine.apply([partials[ref] for ref in refs], mode='scope')
         return {'workloads': [ref_text(ref) for ref in refs]}
 

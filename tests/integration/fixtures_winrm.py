@@ -102,3 +102,49 @@ def winrm_lab():
                 subprocess.run(['bash', str(LAB / 'stop.sh')], check=False, timeout=60)
             fcntl.flock(users, fcntl.LOCK_UN)
         users.close()
+
+
+class WinrmAdLab:
+    """The WinRM endpoint's fake host WIN-NODE1 standing in for a domain controller with the ActiveDirectory
+    module: lab/winrm/fake_ad.py imitates the AD cmdlet scripts against the real Samba AD DC of ``samba``."""
+
+    host = 'WIN-NODE1'
+
+    def __init__(self, samba, winrm):
+        self.samba = samba
+        self.winrm = winrm
+
+    def ad_state(self) -> dict:
+        return {'server': self.samba.server, 'port': self.samba.port, 'ca_file': self.samba.ca_file,
+                'username': self.samba.admin_username, 'password': self.samba.admin_password,
+                'dc_names': [self.samba.hostname, self.samba.hostname.split('.')[0], self.samba.server],
+                'run_as': self.winrm.username}
+
+    def module_args(self, **overrides) -> dict:
+        """The AD modules' connection options for backend=winrm (WinRM over HTTPS with NTLM)."""
+        args = dict(backend='winrm', winrm=dict(hosts=[self.winrm.entry(self.host)], username=self.winrm.username,
+                                                password=self.winrm.password, ca_trust_path=self.winrm.ca_file))
+        args.update(overrides)
+        return args
+
+    def journal(self) -> list:
+        return [e for e in self.winrm.journal() if e.get('host') == self.host]
+
+
+@pytest.fixture
+def winrm_ad_lab(samba_lab, winrm_lab):
+    """A WinrmAdLab with a fresh endpoint state (journal emptied) and the DC's connection data in place."""
+    from ansible_collections.winkube.gmsa.plugins.module_utils.winrm.runner import Runner, WinRMRunError
+    from ansible_collections.winkube.gmsa.plugins.module_utils.winrm.scripts import Script
+
+    lab = WinrmAdLab(samba_lab, winrm_lab)
+    winrm_lab.reset()
+    winrm_lab.put_state(lab.host, {'ad': lab.ad_state()})
+    try:
+        Runner(lab.module_args()['winrm']).run(lab.winrm.entry(lab.host), Script('ad_lab_ping', 'param($Data)\n'), {})
+    except WinRMRunError as exc:
+        pytest.fail('the WinRM lab endpoint has no AD imitation (lab/winrm/fake_ad.py): %s. An endpoint started '
+                    'before that file existed is still running; stop it with lab/winrm/stop.sh' % exc)
+    winrm_lab.reset()
+    winrm_lab.put_state(lab.host, {'ad': lab.ad_state()})
+    return lab

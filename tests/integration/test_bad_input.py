@@ -217,25 +217,89 @@ def test_bad_module_input_fails_names_the_field_and_writes_nothing(targets, samb
 
 
 ROLE_ROWS = TABLE.get('role_rows') or []
+ROLES = {'gmsa_ad', 'gmsa_cluster', 'gmsa_credspecs', 'gmsa_validate'}
 
 
-@pytest.mark.skipif(not ROLE_ROWS, reason='bad_inputs.yml has no role_rows yet (the roles add them)')
-@pytest.mark.parametrize('row', ROLE_ROWS, ids=[r['id'] for r in ROLE_ROWS])
-def test_bad_role_input_is_refused_by_the_argument_spec(row, run_playbook, samba_lab, k8s_lab):
+def test_role_table_is_complete():
+    ids = [r['id'] for r in ROLE_ROWS]
+    module_rows = TABLE['module_rows']
+    print('\nbad_inputs.yml: %d rows in all (%d module rows, %d role rows)'
+          % (len(module_rows) + len(ROLE_ROWS), len(module_rows), len(ROLE_ROWS)))
+    assert len(ids) == len(set(ids)) and not set(ids) & {r['id'] for r in module_rows}, 'duplicate ids'
+    assert {r['role'] for r in ROLE_ROWS} == ROLES
+    for row in ROLE_ROWS:
+        assert set(row) <= {'id', 'role', 'vars', 'expect', 'why'}, row['id']
+        assert row['expect'] and isinstance(row['vars'], dict) and row['vars'], row['id']
+
+
+def merged(base, over):
+    """base with over merged in: dicts key by key, anything else replaces, None removes the key."""
+    out = dict(base)
+    for key, value in over.items():
+        if value is None:
+            out.pop(key, None)
+        elif isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merged(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def role_playbook(rows, resolved):
+    """One block per row: include the role with the row's variables; the rescue records the failure."""
+    tasks = []
+    for row in rows:
+        key = json.dumps(row['id']).replace('"', "'")
+        role_vars = ''.join('            %s: "{{ rows[%s].%s }}"\n' % (name, key, name) for name in resolved[row['id']])
+        tasks.append('    - name: block %s\n      block:\n        - name: include %s\n'
+                     '          ansible.builtin.include_role:\n            name: winkube.gmsa.%s\n'
+                     '          vars:\n%s      rescue:\n        - name: refused %s\n'
+                     '          ansible.builtin.debug:\n            var: ansible_failed_result\n'
+                     % (row['id'], row['id'], row['role'], role_vars, row['id']))
+    return '- hosts: localhost\n  gather_facts: false\n  tasks:\n' + ''.join(tasks)
+
+
+def test_bad_role_input_fails_names_the_field_and_writes_nothing(samba_lab, k8s_lab, run_playbook):
+    """Every role row, through ansible-playbook and include_role, in one playbook."""
     api = k8s_lab.api_client()
     uid = secrets.token_hex(4)
     marks = {'uid': uid, 'gmsa': 'none' + uid, 'ns': 'none-' + uid}
-    k8s_before = k8s_snapshot(api)
-    ad_before = ad_snapshot(samba_lab, uid, marks['gmsa'])
-    play = ('- hosts: localhost\n  gather_facts: false\n  tasks:\n    - name: role\n'
-            '      ansible.builtin.include_role:\n        name: winkube.gmsa.%s\n      vars: "{{ role_vars }}"\n'
-            % row['role'])
-    result = run_playbook(play, extra_vars={'role_vars': fill(row.get('vars') or {}, marks)})
-    assert result.rc != 0, result
-    text = result.stdout + result.stderr
-    assert row['expect'].lower() in text.lower(), text[-3000:]
-    assert k8s_difference(k8s_before, k8s_snapshot(api)) == []
-    assert ad_snapshot(samba_lab, uid, marks['gmsa']) == ad_before
+    lab = {'gmsa_domain': {k: v for k, v in samba_lab.module_args().items()},
+           'gmsa_cluster': {'kubeconfig': k8s_lab.kubeconfig}}
+    baseline = merged(lab, fill(TABLE['role_baseline'], marks))
+    resolved = {row['id']: merged(baseline, fill(row['vars'], marks)) for row in ROLE_ROWS}
+    crd = run_playbook('- hosts: localhost\n  gather_facts: false\n  tasks:\n    - name: crd\n'
+                       '      winkube.gmsa.crd: {kubeconfig: "%s"}\n' % k8s_lab.kubeconfig)
+    assert crd.rc == 0, crd  # so that gmsa_cluster would have nothing to install but what a row asks for
+    k8s_before, ad_before = k8s_snapshot(api), ad_snapshot(samba_lab, uid, marks['gmsa'])
+
+    result = run_playbook(role_playbook(ROLE_ROWS, resolved), extra_vars={'rows': resolved})
+
+    problems = []
+    for row in ROLE_ROWS:
+        task = result.results.get('refused %s' % row['id'])
+        if task is None:
+            problems.append('%s: not refused (playbook rc %s)' % (row['id'], result.rc))
+            continue
+        failure = task.get('ansible_failed_result') or {}
+        msg = str(failure.get('msg', ''))
+        print('%s: %s' % (row['id'], ' '.join(msg.split())[:220]))
+        if row['expect'].lower() not in msg.lower():
+            problems.append('%s: message lacks %r: %s' % (row['id'], row['expect'], msg[:500]))
+        if failure.get('changed'):
+            problems.append('%s: reported changed' % row['id'])
+        if 'Traceback' in json.dumps(failure, default=str) or 'MODULE FAILURE' in msg:
+            problems.append('%s: crashed instead of a clear failure: %s' % (row['id'], msg[:300]))
+    ad_after = ad_snapshot(samba_lab, uid, marks['gmsa'])
+    if ad_after != ad_before:
+        problems.append('AD was written: before %s after %s' % (ad_before, ad_after))
+    problems += ['Kubernetes was written: %s' % d for d in k8s_difference(k8s_before, k8s_snapshot(api))]
+    assert not os.path.exists('/tmp/pwned-%s' % uid), 'a YAML tag in a role variable ran code'
+    counts = {role: sum(r['role'] == role for r in ROLE_ROWS) for role in sorted(ROLES)}
+    print('\n%d bad role-input rows checked (%s); %d bad-input rows in the table in all'
+          % (len(ROLE_ROWS), ', '.join('%s %d' % item for item in counts.items()),
+             len(ROLE_ROWS) + len(TABLE['module_rows'])))
+    assert not problems, '\n'.join(problems)
 
 
 def test_empty_lists_are_no_ops(samba_lab, k8s_lab, run_playbook):

@@ -5,11 +5,14 @@
   line: after a short outage the same run finishes (the transport's retries); after an outage longer than
   the retry budget the run fails with a message saying so, and a rerun finishes. Either way the state read
   back is exactly the declared one, and one more run changes nothing.
+* Samba DC stopped (SIGKILL of its process group) while one gmsa call creates 60 accounts, kept down longer
+  than the LDAP retry budget, then the SAME domain started again (lab/samba/start.sh --keep): the run fails
+  saying the connection was lost and that a rerun completes; the rerun finishes, the directory holds every
+  declared account exactly once with the declared attributes, and one more run changes nothing.
 * Samba DC frozen (SIGSTOP of its process group, SIGCONT 6 s later) while one gmsa call creates 40 accounts
   with a 2 s LDAP timeout: the in-flight add times out, the client reconnects and repeats it; the DC, once
   thawed, also executes the timed-out add, so the repeat meets "already exists" and the module adopts the
-  account. Restarting the same domain is not possible with lab/samba/start.sh (it provisions a new one), so
-  a freeze is the honest stand-in for a DC that is unreachable for a while.
+  account (the same run finishes, within its retry budget).
 * The webhook's serving certificate expired (an expired certificate and its CA put into its Secret): the next
   webhook run detects it, rotates, and the configurations trust the new CA.
 """
@@ -36,6 +39,8 @@ from test_gmsa import attrs_of, read, uid  # noqa: E402
 
 N_SPECS = 70
 N_GMSAS = 40
+N_GMSAS_STOPPED = 60
+SAMBA = Path(__file__).resolve().parents[2] / 'lab' / 'samba'
 SELECTOR = 'app.kubernetes.io/managed-by=winkube.gmsa'
 
 
@@ -296,7 +301,8 @@ def test_domain_controller_frozen_mid_run(samba_lab, ansible_env, tmp_path, run_
         finally:
             os.killpg(pgid, signal.SIGCONT)
         rc, results, _out, err = finish(proc)
-        print('\nDC frozen %.0f s with %d of %d accounts created; run rc %s' % (frozen_for, seen, N_GMSAS, rc))
+        print('\nDC frozen %.0f s with %d of %d accounts created; run rc %s; created_concurrently: %s'
+              % (frozen_for, seen, N_GMSAS, rc, results.get('gmsa', {}).get('created_concurrently')))
         assert rc == 0, (results, err[-2000:])
         entries = marker_entries(samba_lab, tag)
         sams = sorted(attrs_of(e)['sAMAccountName'][0] for e in entries)
@@ -315,6 +321,108 @@ def test_domain_controller_frozen_mid_run(samba_lab, ansible_env, tmp_path, run_
             os.killpg(pgid, signal.SIGCONT)
         except ProcessLookupError:
             pass
+        conn = samba_lab.ldap()
+        try:
+            for entry in read(samba_lab, '(sAMAccountName=%s*)' % tag, ['cn']):
+                conn.delete(entry['dn'])
+        finally:
+            conn.unbind()
+
+
+class DomainController:
+    """Kill the lab's Samba DC by its saved process group and start the same domain again (start.sh --keep)."""
+
+    def __init__(self, samba_lab):
+        self.lab = samba_lab
+        self.down = False
+
+    def kill(self):
+        pgid = int((self.lab.state_dir / 'pgid').read_text())
+        os.killpg(pgid, signal.SIGKILL)
+        self.down = True
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(pgid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.05)
+        raise AssertionError('samba (process group %d) did not die' % pgid)
+
+    def start(self):
+        proc = subprocess.run([str(SAMBA / 'start.sh'), '--keep'], capture_output=True, text=True, check=False,
+                              timeout=300)
+        assert proc.returncode == 0, (proc.stdout, proc.stderr)
+        assert '--keep: starting the domain already provisioned' in proc.stderr, proc.stderr
+        self.down = False
+
+
+def domain_identity(samba_lab):
+    """objectGUID and objectSid of the domain object: they differ between two provisioned domains."""
+    conn = samba_lab.ldap()
+    try:
+        conn.search(samba_lab.base_dn, '(objectClass=domainDNS)', search_scope='BASE',
+                    attributes=['objectGUID', 'objectSid'])
+        raw = conn.response[0]['raw_attributes']
+        return raw['objectGUID'][0], raw['objectSid'][0]
+    finally:
+        conn.unbind()
+
+
+def test_domain_controller_stopped_mid_run_and_the_same_domain_restarted(samba_lab, ansible_env, tmp_path,
+                                                                         run_playbook):
+    tag = 'st%s' % uid()
+    accounts = [{'name': '%s%02d' % (tag, i), 'description': 'stopped %d' % i,
+                 'allowed_to_retrieve_password': {'set': ['Domain Admins']},
+                 'service_principal_names': {'set': ['HTTP/%s%02d.%s' % (tag, i, samba_lab.dns_domain)]}}
+                for i in range(N_GMSAS_STOPPED)]
+    extra = {'ad': samba_lab.module_args(), 'accounts': accounts}
+    domain = domain_identity(samba_lab)
+    dc = DomainController(samba_lab)
+    outage = 30.0  # longer than the LDAP retry budget (retry.ESTABLISHED: 20 s of waiting in all)
+    try:
+        proc = start_playbook(ansible_env, tmp_path, GMSA_PLAY, extra, 'gmsa-stopped')
+        seen, started = 0, time.monotonic()
+        while time.monotonic() - started < 120:
+            seen = len(marker_entries(samba_lab, tag))
+            if seen >= 2 or proc.poll() is not None:
+                break
+            time.sleep(0.03)
+        assert proc.poll() is None and 0 < seen < N_GMSAS_STOPPED, 'missed the window: %d of %d, rc %s' % (
+            seen, N_GMSAS_STOPPED, proc.poll())
+        dc.kill()
+        killed_at = time.monotonic()
+        rc, results, _out, err = finish(proc, timeout=outage + 120)
+        failed_after = time.monotonic() - killed_at
+        assert failed_after < outage, 'the run did not give up while the DC was down (%.1f s)' % failed_after
+        time.sleep(max(0.0, outage - (time.monotonic() - killed_at)))
+        dc.start()
+        print('\nDC killed with %d of %d accounts written; the run gave up after %.1f s (rc %s); DC down %.1f s'
+              % (seen, N_GMSAS_STOPPED, failed_after, rc, time.monotonic() - killed_at))
+        assert rc != 0, 'the run cannot have finished with the DC down %.0f s' % outage
+        msg = results['gmsa']['msg']
+        assert 'connection to the domain controller was lost' in msg and 'rerun completes' in msg, msg
+        assert 'tried' in msg, msg  # it retried before giving up
+        assert domain_identity(samba_lab) == domain, 'start.sh --keep provisioned a new domain'
+        assert len(marker_entries(samba_lab, tag)) >= seen, 'accounts written before the kill were lost'
+
+        rerun = run_playbook(GMSA_PLAY, extra_vars=extra)
+        assert rerun.rc == 0, rerun
+        entries = marker_entries(samba_lab, tag)
+        sams = sorted(attrs_of(e)['sAMAccountName'][0] for e in entries)
+        assert sams == sorted('%s$' % a['name'] for a in accounts)  # all there, none twice
+        for entry in entries:
+            attrs = attrs_of(entry)
+            name = attrs['sAMAccountName'][0][:-1]
+            assert entry['dn'].lower() == ('CN=%s,CN=Managed Service Accounts,%s' % (name, samba_lab.base_dn)).lower()
+            assert attrs['description'] == ['stopped %d' % int(name[-2:])]
+            assert attrs['servicePrincipalName'] == ['HTTP/%s.%s' % (name, samba_lab.dns_domain)]
+            assert 'msDS-GroupManagedServiceAccount' in attrs['objectClass']
+        again = run_playbook(GMSA_PLAY, extra_vars=extra)
+        assert again.rc == 0 and not again.changed, again
+    finally:
+        if dc.down:
+            dc.start()
         conn = samba_lab.ldap()
         try:
             for entry in read(samba_lab, '(sAMAccountName=%s*)' % tag, ['cn']):

@@ -14,6 +14,7 @@ class and the OU, and nothing is created; without Write Property an update fails
 from __future__ import annotations
 
 import secrets
+import textwrap
 import uuid
 
 import pytest
@@ -24,7 +25,7 @@ ldaptypes = pytest.importorskip('impacket.ldap.ldaptypes')
 from kubernetes import client  # noqa: E402
 
 from test_faults import credspec  # noqa: E402
-from test_gmsa import attrs_of, read, uid  # noqa: E402
+from test_gmsa import allowed_sids, attrs_of, make_computer, read, uid  # noqa: E402
 
 # The ClusterRoles of docs/least-privilege.md for these two modules (keep both in step).
 RULES = {
@@ -179,6 +180,134 @@ def test_k8s_modules_work_with_exactly_the_documented_cluster_roles(k8s_lab, run
         core.delete_namespace(ns)
 
 
+# -- crd, workload_gmsa, webhook: each with exactly its documented ClusterRole ------------------------------
+
+WEBHOOK_RULES = [
+    {'apiGroups': [''], 'resources': ['namespaces', 'serviceaccounts', 'secrets', 'services'],
+     'verbs': ['get', 'list', 'create', 'patch', 'delete']},
+    {'apiGroups': ['apps'], 'resources': ['deployments'], 'verbs': ['get', 'list', 'create', 'patch', 'delete']},
+    {'apiGroups': ['policy'], 'resources': ['poddisruptionbudgets'], 'verbs': ['get', 'list', 'create', 'patch', 'delete']},
+    {'apiGroups': ['rbac.authorization.k8s.io'], 'resources': ['clusterroles', 'clusterrolebindings'],
+     'verbs': ['get', 'list', 'create', 'patch', 'delete']},
+    {'apiGroups': ['admissionregistration.k8s.io'],
+     'resources': ['mutatingwebhookconfigurations', 'validatingwebhookconfigurations'],
+     'verbs': ['get', 'list', 'create', 'patch', 'delete']},
+    {'apiGroups': ['windows.k8s.io'], 'resources': ['gmsacredentialspecs'], 'verbs': ['get']},
+    {'apiGroups': ['authorization.k8s.io'], 'resources': ['localsubjectaccessreviews'], 'verbs': ['create']},
+]
+RULES.update({
+    'crd': [
+        {'apiGroups': ['apiextensions.k8s.io'], 'resources': ['customresourcedefinitions'],
+         'verbs': ['get', 'list', 'create', 'patch', 'delete']},
+        {'apiGroups': ['windows.k8s.io'], 'resources': ['gmsacredentialspecs'], 'verbs': ['list']},
+    ],
+    'workload_gmsa': [
+        {'apiGroups': ['apps'], 'resources': ['deployments', 'statefulsets', 'daemonsets'],
+         'verbs': ['get', 'list', 'patch']},
+    ],
+    'webhook': WEBHOOK_RULES,
+})
+
+K8S_PLAYS = {
+    'crd': """
+    - name: task
+      winkube.gmsa.crd: {host: "{{ host }}", api_key: "{{ token }}", ca_cert: "{{ ca_cert }}", force: true}
+      register: out
+      ignore_errors: true
+""",
+    'workload_gmsa': """
+    - name: task
+      winkube.gmsa.workload_gmsa:
+        host: "{{ host }}"
+        api_key: "{{ token }}"
+        ca_cert: "{{ ca_cert }}"
+        workloads: [{kind: Deployment, namespace: "{{ ns }}", name: web, credential_spec: "{{ spec }}"}]
+      register: out
+      ignore_errors: true
+""",
+    'webhook': """
+    - name: task
+      winkube.gmsa.webhook:
+        host: "{{ host }}"
+        api_key: "{{ token }}"
+        ca_cert: "{{ ca_cert }}"
+        name: "{{ hook }}"
+        namespace: "{{ hook }}"
+        webhook_url: "https://127.0.0.1:9/"
+      register: out
+      ignore_errors: true
+""",
+}
+
+
+def limited_run(run_playbook, module, extra):
+    play = '- hosts: localhost\n  gather_facts: false\n  tasks:' + textwrap.dedent(K8S_PLAYS[module]).replace(
+        '\n', '\n    ').rstrip() + '\n'
+    return run_playbook(play, extra_vars=extra).results['task']
+
+
+# module -> (the rule removed: api group, resource, verb; what the refusal must name; a change that makes the
+# module write with that verb)
+REMOVED = {
+    'crd': ('apiextensions.k8s.io', 'customresourcedefinitions', 'patch', 'cannot patch resource "customresourcedefinitions"'),
+    'workload_gmsa': ('apps', 'deployments', 'patch', 'cannot patch resource "deployments"'),
+    'webhook': ('admissionregistration.k8s.io', 'validatingwebhookconfigurations', 'create',
+                'cannot create resource "validatingwebhookconfigurations"'),
+}
+
+
+@pytest.mark.parametrize('module', ['crd', 'workload_gmsa', 'webhook'])
+def test_more_k8s_modules_work_with_exactly_the_documented_cluster_roles(module, k8s_lab, run_playbook):
+    api = k8s_lab.api_client()
+    core, apps, adm = client.CoreV1Api(api), client.AppsV1Api(api), client.AdmissionregistrationV1Api(api)
+    tag = uid()
+    ns, hook, spec = 'lp-wl-%s' % tag, 'lp-hook-%s' % tag, 'gmsa-lp-%s' % tag
+    assert run_playbook('- hosts: localhost\n  gather_facts: false\n  tasks:\n    - name: crd\n'
+                        '      winkube.gmsa.crd: {kubeconfig: "%s"}\n' % k8s_lab.kubeconfig).rc == 0
+    if module == 'workload_gmsa':
+        core.create_namespace({'metadata': {'name': ns}})
+        apps.create_namespaced_deployment(ns, {
+            'metadata': {'name': 'web'},
+            'spec': {'replicas': 0, 'selector': {'matchLabels': {'app': 'web'}},
+                     'template': {'metadata': {'labels': {'app': 'web'}},
+                                  'spec': {'containers': [{'name': 'web', 'image': 'example.invalid/web:1'}]}}}})
+    identity = LimitedIdentity(api, 'lp-%s-%s' % (module.replace('_', '-'), tag), RULES[module])
+    extra = {'host': k8s_lab.api_url, 'ca_cert': k8s_lab.ca_cert, 'token': identity.token, 'ns': ns, 'hook': hook,
+             'spec': spec}
+    group, resource, verb, refusal = REMOVED[module]
+    try:
+        # with the documented rules: works
+        res = limited_run(run_playbook, module, extra)
+        assert res.get('failed') is not True, res.get('msg')
+        if module == 'workload_gmsa':
+            pod = apps.read_namespaced_deployment('web', ns).spec.template.spec
+            assert pod.security_context.windows_options.gmsa_credential_spec_name == spec
+            extra['spec'] = spec + '-b'  # the next run has a change to write
+        elif module == 'crd':  # someone dropped the CRD's labels: the next run has to patch them back
+            client.ApiextensionsV1Api(api).patch_custom_resource_definition(
+                'gmsacredentialspecs.windows.k8s.io', [{'op': 'remove', 'path': '/metadata/labels'}])
+        elif module == 'webhook':
+            assert adm.read_validating_webhook_configuration(hook).webhooks
+            adm.delete_validating_webhook_configuration(hook)  # the next run has to create it again
+        # with one rule removed: refused, and the message names the verb and the resource
+        identity.set_rules(without(RULES[module], group, resource, verb))
+        res = limited_run(run_playbook, module, extra)
+        assert res.get('failed') is True, res
+        assert refusal in res['msg'] and 'lacks this permission' in res['msg'], res['msg']
+    finally:
+        identity.close()
+        if module == 'crd':
+            assert run_playbook('- hosts: localhost\n  gather_facts: false\n  tasks:\n    - name: crd\n'
+                                '      winkube.gmsa.crd: {kubeconfig: "%s"}\n' % k8s_lab.kubeconfig).rc == 0
+        for call in (lambda: core.delete_namespace(ns), lambda: core.delete_namespace(hook),
+                     lambda: adm.delete_mutating_webhook_configuration(hook),
+                     lambda: adm.delete_validating_webhook_configuration(hook)):
+            try:
+                call()
+            except client.ApiException:
+                pass
+
+
 # -- Active Directory: delegated rights on one OU -------------------------------------------------------
 
 ADS_RIGHT_DS_CREATE_CHILD, ADS_RIGHT_DS_DELETE_CHILD = 0x1, 0x2
@@ -324,5 +453,201 @@ def test_delegated_user_manages_gmsas_in_its_ou_only_with_the_documented_rights(
             for dn in [e['dn'] for e in read(samba_lab, '(|(sAMAccountName=%s$)(sAMAccountName=%s$))' % (name, name2),
                                              ['cn'])] + [ou, user_dn]:
                 conn.delete(dn)
+        finally:
+            conn.unbind()
+
+
+# -- host_group and kds_root_key with a delegated user --------------------------------------------------
+
+ROOT_KEYS = 'CN=Master Root Keys,CN=Group Key Distribution Service,CN=Services,'
+ADS_RIGHT_DS_CONTROL_ACCESS = 0x100
+
+
+def class_guid(samba_lab, name):
+    conn = samba_lab.ldap()
+    try:
+        conn.search('CN=Schema,' + samba_lab.config_dn, '(lDAPDisplayName=%s)' % name, attributes=['schemaIDGUID'])
+        return str(uuid.UUID(bytes_le=conn.response[0]['raw_attributes']['schemaIDGUID'][0]))
+    finally:
+        conn.unbind()
+
+
+def set_aces(samba_lab, target_dn, sid, aces):
+    """Replace the ACEs of sid on target_dn by aces."""
+    conn = samba_lab.ldap()
+    try:
+        conn.search(target_dn, '(objectClass=*)', search_scope=ldap3.BASE, attributes=['nTSecurityDescriptor'],
+                    controls=SD_DACL)
+        sd = ldaptypes.SR_SECURITY_DESCRIPTOR(data=conn.response[0]['raw_attributes']['nTSecurityDescriptor'][0])
+        sd['Dacl'].aces = [a for a in sd['Dacl'].aces if a['Ace']['Sid'].formatCanonical() != sid] + aces
+        assert conn.modify(target_dn, {'nTSecurityDescriptor': [(ldap3.MODIFY_REPLACE, [sd.getData()])]},
+                           controls=SD_DACL), conn.result
+    finally:
+        conn.unbind()
+
+
+def create_child(sid, klass):
+    return object_ace(sid, ADS_RIGHT_DS_CREATE_CHILD | ADS_RIGHT_DS_DELETE_CHILD, object_type=klass)
+
+
+def on_children(sid, klass, write=True, confidential=False):
+    """Read (and Write) Property and Read Control, inherited by the container's objects of class klass;
+    confidential adds Control Access, which reading attributes marked confidential also needs."""
+    mask = ADS_RIGHT_DS_READ_PROP | READ_CONTROL | (ADS_RIGHT_DS_WRITE_PROP if write else 0)
+    mask |= ADS_RIGHT_DS_CONTROL_ACCESS if confidential else 0
+    return object_ace(sid, mask, inherited_object_type=klass, flags=CONTAINER_INHERIT_ACE | INHERIT_ONLY_ACE)
+
+
+def make_delegate(samba_lab, name):
+    """A plain domain user (no group but Domain Users); returns (dn, upn, password, sid)."""
+    dn = 'CN=%s,CN=Users,%s' % (name, samba_lab.base_dn)
+    upn = '%s@%s' % (name, samba_lab.dns_domain)
+    password = 'Lp-%s-9aZ' % secrets.token_hex(8)
+    conn = samba_lab.ldap()
+    try:
+        assert conn.add(dn, ['top', 'person', 'organizationalPerson', 'user'],
+                        {'sAMAccountName': name, 'userPrincipalName': upn}), conn.result
+        assert conn.modify(dn, {'unicodePwd': [(ldap3.MODIFY_REPLACE, [('"%s"' % password).encode('utf-16-le')])],
+                                'userAccountControl': [(ldap3.MODIFY_REPLACE, ['512'])]}), conn.result
+        conn.search(dn, '(objectClass=*)', search_scope=ldap3.BASE, attributes=['objectSid'])
+        sid = ldap3.protocol.formatters.formatters.format_sid(conn.response[0]['raw_attributes']['objectSid'][0])
+    finally:
+        conn.unbind()
+    return dn, upn, password, sid
+
+
+AD_PLAY = """
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: task
+      winkube.gmsa.{module}: "{{{{ args }}}}"
+      ignore_errors: true
+"""
+
+
+def test_delegated_user_manages_the_host_group_with_the_documented_rights(samba_lab, run_playbook):
+    tag = uid()
+    ou = 'OU=hosts-lp%s,%s' % (tag, samba_lab.base_dn)
+    group, group2 = 'LpHosts%s' % tag, 'LpOther%s' % tag
+    gmsa1, gmsa2 = 'lpa%s' % tag, 'lpb%s' % tag
+    conn = samba_lab.ldap()
+    try:
+        assert conn.add(ou, 'organizationalUnit'), conn.result
+    finally:
+        conn.unbind()
+    user_dn, upn, password, sid = make_delegate(samba_lab, 'lphg%s' % tag)
+    computer = make_computer(samba_lab, 'lpc%s' % tag)[0]
+    klass_group = class_guid(samba_lab, 'group')
+    klass_gmsa = class_guid(samba_lab, 'msDS-GroupManagedServiceAccount')
+
+    def admin(module, **args):
+        res = run_playbook(AD_PLAY.format(module=module), extra_vars={'args': samba_lab.module_args(**args)})
+        assert res.results['task'].get('failed') is not True, res.results['task'].get('msg')
+
+    def delegate(**args):
+        params = samba_lab.module_args(username=upn, password=password, path=ou, name=group)
+        params.update(args)
+        return run_playbook(AD_PLAY.format(module='host_group'), extra_vars={'args': params}).results['task']
+
+    def allowed(name):
+        return allowed_sids(read(samba_lab, '(sAMAccountName=%s$)' % name, ['msDS-GroupMSAMembership'])[0])
+
+    try:
+        # the documented rights: Create/Delete Child of groups on the OU, Read/Write Property on the groups
+        # and on the gMSAs the group is granted
+        set_aces(samba_lab, ou, sid, [create_child(sid, klass_group), on_children(sid, klass_group),
+                                      on_children(sid, klass_gmsa)])
+        admin('gmsa', name=gmsa1, path=ou)  # created after the delegation: inherits its ACEs
+        res = delegate(members=[computer], gmsas=[gmsa1])
+        assert res.get('failed') is not True and res['changed'] is True, res.get('msg')
+        found = read(samba_lab, '(sAMAccountName=%s)' % group, ['member', 'objectSid'])
+        assert len(found) == 1 and found[0]['dn'].lower() == ('CN=%s,%s' % (group, ou)).lower()
+        assert [m.decode().lower() for m in found[0]['raw_attributes']['member']] == [computer.lower()]
+        assert res['group']['sid'] in allowed(gmsa1)
+        again = delegate(members=[computer], gmsas=[gmsa1])
+        assert again.get('failed') is not True and again['changed'] is False, again
+
+        # without Write Property on the gMSAs: granting the group another gMSA is refused, naming the right
+        set_aces(samba_lab, ou, sid, [create_child(sid, klass_group), on_children(sid, klass_group),
+                                      on_children(sid, klass_gmsa, write=False)])
+        admin('gmsa', name=gmsa2, path=ou)
+        res = delegate(members=[computer], gmsas=[gmsa1, gmsa2])
+        assert res.get('failed') is True, res
+        assert 'Write Property on msDS-GroupMSAMembership' in res['msg'] and upn in res['msg'], res['msg']
+        assert allowed(gmsa2) == []
+
+        # without Create Child of groups: a new group is refused, naming the right, the class and the OU
+        set_aces(samba_lab, ou, sid, [on_children(sid, klass_group), on_children(sid, klass_gmsa)])
+        res = delegate(name=group2, members=[computer])
+        assert res.get('failed') is True, res
+        assert 'Create Child of group objects on %s' % ou in res['msg'], res['msg']
+        assert read(samba_lab, '(sAMAccountName=%s)' % group2, ['cn']) == []
+    finally:
+        conn = samba_lab.ldap()
+        try:
+            conn.search(ou, '(objectClass=*)', attributes=['cn'])
+            children = sorted((e['dn'] for e in conn.response if e.get('type') == 'searchResEntry'), key=len,
+                              reverse=True)
+            for dn in children + [user_dn, computer]:
+                conn.delete(dn)
+        finally:
+            conn.unbind()
+
+
+def test_delegated_user_creates_the_kds_root_key_with_the_documented_rights(samba_lab, run_playbook):
+    tag = uid()
+    container = ROOT_KEYS + samba_lab.config_dn
+    user_dn, upn, password, sid = make_delegate(samba_lab, 'lpkds%s' % tag)
+    klass = class_guid(samba_lab, 'msKds-ProvRootKey')
+
+    def keys():
+        conn = samba_lab.ldap()
+        try:
+            conn.search(container, '(objectClass=msKds-ProvRootKey)', search_scope=ldap3.LEVEL, attributes=['cn'])
+            return sorted(e['dn'] for e in conn.response if e.get('type') == 'searchResEntry')
+        finally:
+            conn.unbind()
+
+    def run(username=upn, password=password):
+        params = samba_lab.module_args(username=username, password=password, lab_mode=True)
+        return run_playbook(AD_PLAY.format(module='kds_root_key'), extra_vars={'args': params}).results['task']
+
+    conn = samba_lab.ldap()
+    try:
+        for dn in keys():  # a forest without a root key: the module has to create one
+            assert conn.delete(dn), conn.result
+    finally:
+        conn.unbind()
+    try:
+        # reading the keys but without Create Child: refused, naming the right, the class and the container
+        set_aces(samba_lab, container, sid, [on_children(sid, klass, write=False, confidential=True)])
+        res = run()
+        assert res.get('failed') is True, res
+        assert 'Create Child of msKds-ProvRootKey objects on %s' % container in res['msg'], res['msg']
+        assert upn in res['msg'] and keys() == []
+        # the documented rights: Create Child of msKds-ProvRootKey on the container, Read Property on the keys
+        set_aces(samba_lab, container, sid, [create_child(sid, klass),
+                                             on_children(sid, klass, write=False, confidential=True)])
+        res = run()
+        assert res.get('failed') is not True and res['created'] is True and res['usable'] is True, res.get('msg')
+        assert keys() == [res['root_key']['dn']]
+        again = run()  # it reads the key it made: nothing more to do
+        assert again.get('failed') is not True and again['changed'] is False, again
+        assert len(keys()) == 1
+        # without Control Access the keys' confidential attributes read as absent: refused, naming the right,
+        # instead of taking the key for malformed and creating another one
+        set_aces(samba_lab, container, sid, [create_child(sid, klass), on_children(sid, klass, write=False)])
+        res = run()
+        assert res.get('failed') is True, res
+        assert 'needs Read Property and Control Access' in res['msg'] and 'msKds-ProvRootKey' in res['msg'], res['msg']
+        assert len(keys()) == 1
+    finally:
+        set_aces(samba_lab, container, sid, [])
+        if not keys():  # leave the lab's domain with a usable key for the other tests
+            assert run(samba_lab.admin_username, samba_lab.admin_password).get('failed') is not True
+        conn = samba_lab.ldap()
+        try:
+            conn.delete(user_dn)
         finally:
             conn.unbind()

@@ -1,38 +1,52 @@
-"""Two converges of the same inventory at the same time: two ansible-playbook processes started together,
-each creating the same 25 gMSAs (one gmsa call) and the same RBAC for 25 credential specs in 2 namespaces
-that do not exist yet (credential_spec_rbac with missing_namespace=create).
+"""Two converges of the same inventory at the same time (AWX can start them together): two ansible-playbook
+processes, each ensuring the same host group (host_group), the same 40 gMSAs (one gmsa call, readable by
+that group) and the same RBAC for 40 credential specs in 2 namespaces that do not exist yet
+(credential_spec_rbac with missing_namespace=create). The host group gets one shared member and one member
+per run (members_mode add), so a run that gave up converging the group it lost the race for would lose its
+member.
 
-Both must end successfully; the directory then holds each gMSA exactly once with the declared attributes
-(no duplicate, no second object under another name), and every RoleBinding has exactly the declared
-subjects. The gmsa module meets "entry already exists" when the other process added an account between its
-read and its add; it then reads the account again and continues (see GmsaTask.adopt).
+Both must end successfully; the directory then holds the group and each gMSA exactly once with the declared
+attributes (no duplicate, no second object under another name), the group has every member of both runs,
+and every RoleBinding has exactly the declared subjects.
 
-Whether the two runs really overlapped is measured, not assumed: the json callback's task start/end
-times of the gmsa tasks must intersect, else the attempt is repeated (up to 4 times) and the test fails
-if the runs never overlapped.
+That the "already exists" path was really taken is shown, not assumed: gmsa and host_group report
+``created_concurrently`` (the objects whose create found them already there and that they converged
+instead). To make the two host_group calls meet, the Samba DC is frozen (SIGSTOP of its process group)
+before the runs start and thawed once both runs hold a connection to it (seen in /proc/net/tcp), so both
+read "no such group" and add it in the same instant; the gMSA writes (40 adds each) overlap on their own.
+An attempt where either module reported nothing concurrent is repeated, at most 3 times, and the test fails
+if the path was never hit.
 """
 
 from __future__ import annotations
 
-import datetime
-import json
+import os
+import signal
+import time
+from pathlib import Path
 
 import pytest
 
 kubernetes = pytest.importorskip('kubernetes')
+ldap3 = pytest.importorskip('ldap3')
 from kubernetes import client  # noqa: E402
+from ldap3.protocol.formatters.formatters import format_sid  # noqa: E402
 
 from test_faults import finish, start_playbook  # noqa: E402
-from test_gmsa import allowed_sids, attrs_of, read, uid  # noqa: E402
+from test_gmsa import allowed_sids, attrs_of, delete, make_computer, read, uid  # noqa: E402
 
-N = 25
+N = 40
+ATTEMPTS = 3
+LDAPS_PORT = 636
 
 PLAY = """
 - hosts: localhost
   gather_facts: false
   tasks:
+    - name: host_group
+      winkube.gmsa.host_group: "{{ ad | combine({'name': group, 'members': members, 'timeout': 60}) }}"
     - name: gmsa
-      winkube.gmsa.gmsa: "{{ ad | combine({'accounts': accounts}) }}"
+      winkube.gmsa.gmsa: "{{ ad | combine({'accounts': accounts, 'timeout': 60}) }}"
     - name: rbac
       winkube.gmsa.credential_spec_rbac:
         kubeconfig: "{{ kubeconfig }}"
@@ -41,76 +55,95 @@ PLAY = """
 """
 
 
-def run_pair(ansible_env, tmp_path, extra, label):
-    started = datetime.datetime.now(datetime.timezone.utc)
-    procs = [start_playbook(ansible_env, tmp_path, PLAY, extra, '%s-%d' % (label, i)) for i in range(2)]
-    outcomes = []
-    for proc in procs:
-        outcomes.append(finish(proc) + ((started, datetime.datetime.now(datetime.timezone.utc)),))
-    return outcomes
+def ldaps_client_connections():
+    """Established TCP connections whose remote port is the DC's LDAPS port (this network namespace)."""
+    count = 0
+    for table in ('/proc/net/tcp', '/proc/net/tcp6'):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if int(fields[2].rsplit(':', 1)[1], 16) == LDAPS_PORT and fields[3] == '01':
+                count += 1
+    return count
 
 
-def task_windows(out):
-    doc = json.loads(out)
-    for task in doc['plays'][0]['tasks']:
-        if task['task']['name'] == 'gmsa':
-            duration = task['task'].get('duration') or task['hosts']['localhost'].get('duration')
-            if not duration:
-                return None
-            parse = datetime.datetime.fromisoformat
-            return parse(duration['start'].replace('Z', '+00:00')), parse(duration['end'].replace('Z', '+00:00'))
-    return None
+def start_together(samba_lab, ansible_env, tmp_path, extras, label):
+    """Start one playbook per extra vars with the DC frozen; thaw it once each run holds a connection."""
+    pgid = int((samba_lab.state_dir / 'pgid').read_text())
+    before = ldaps_client_connections()
+    os.killpg(pgid, signal.SIGSTOP)
+    try:
+        procs = [start_playbook(ansible_env, tmp_path, PLAY, extra, '%s-%d' % (label, i))
+                 for i, extra in enumerate(extras)]
+        deadline, waiting = time.monotonic() + 45, 0
+        while time.monotonic() < deadline:
+            waiting = ldaps_client_connections() - before
+            if waiting >= len(procs) or any(p.poll() is not None for p in procs):
+                break
+            time.sleep(0.05)
+    finally:
+        os.killpg(pgid, signal.SIGCONT)
+    print('\n%s: %d of %d runs were waiting on the frozen DC when it was thawed' % (label, waiting, len(procs)))
+    return [finish(proc) for proc in procs]
 
 
 def test_two_converges_of_the_same_inventory_at_once(samba_lab, k8s_lab, ansible_env, tmp_path, run_playbook):
     api = k8s_lab.api_client()
     rbac, core = client.RbacAuthorizationV1Api(api), client.CoreV1Api(api)
-    overlapped, attempts, tags = 0, 0, []
+    hits = {'host_group': 0, 'gmsa': 0}
+    attempts, tags, computers = 0, [], []
     try:
-        while attempts < 4 and not overlapped:
+        while attempts < ATTEMPTS and not all(hits.values()):
             attempts += 1
             tag = 'rc%s' % uid()
             tags.append(tag)
+            group = 'RaceHosts%s' % tag
+            shared, mine_a, mine_b = (make_computer(samba_lab, '%s%s' % (tag, s)) for s in ('s', 'a', 'b'))
+            computers += [shared[0], mine_a[0], mine_b[0]]
             namespaces = ['race-%s-a' % tag, 'race-%s-b' % tag]
             accounts = [{'name': '%s%02d' % (tag, i), 'description': 'race %d' % i,
-                         'allowed_to_retrieve_password': {'set': ['Domain Admins']},
+                         'allowed_to_retrieve_password': {'set': [group]},
                          'service_principal_names': {'set': ['HTTP/%s%02d.%s' % (tag, i, samba_lab.dns_domain)]}}
                         for i in range(N)]
             specs = ['gmsa-%s-%02d' % (tag, i) for i in range(N)]
             bindings = [{'credential_spec': s, 'use_by': [{'namespace': ns, 'service_accounts': ['app-%d' % i, 'web']}
                                                           for ns in namespaces]} for i, s in enumerate(specs)]
-            extra = {'ad': samba_lab.module_args(), 'accounts': accounts, 'kubeconfig': k8s_lab.kubeconfig,
-                     'bindings': bindings}
-            outcomes = run_pair(ansible_env, tmp_path, extra, 'attempt%d' % attempts)
-            for rc, results, out, err, _window in outcomes:
-                assert rc == 0, (results, err[-2000:])
-            windows = [task_windows(o[2]) for o in outcomes]
-            source = 'gmsa task durations (json callback)'
-            if None in windows:  # the callback did not report durations: whole-process windows (coarser)
-                windows, source = [o[4] for o in outcomes], 'process lifetimes'
-            (a_start, a_end), (b_start, b_end) = windows
-            overlap = (min(a_end, b_end) - max(a_start, b_start)).total_seconds()
-            print('\nattempt %d: overlap %.2f s (%s)' % (attempts, overlap, source))
-            if overlap > 0:
-                overlapped += 1
-            created = [sum(1 for acct in o[1]['gmsa']['accounts'] if acct['changed']) for o in outcomes]
-            print('accounts reported created/changed by each run: %s' % created)
+            common = {'ad': samba_lab.module_args(), 'accounts': accounts, 'kubeconfig': k8s_lab.kubeconfig,
+                      'bindings': bindings, 'group': group}
+            extras = [dict(common, members=[shared[0], own[0]]) for own in (mine_a, mine_b)]
+            outcomes = start_together(samba_lab, ansible_env, tmp_path, extras, 'attempt%d' % attempts)
+            for rc, results, _out, err in outcomes:
+                assert rc == 0, ({k: v.get('msg') for k, v in results.items() if v.get('failed')}, err[-2000:])
+            for module in hits:
+                reported = [o[1][module]['created_concurrently'] for o in outcomes]
+                print('attempt %d: %s: objects each run found created by the other (created_concurrently): %s'
+                      % (attempts, module, [len(r) for r in reported]))
+                declared = {group} if module == 'host_group' else {a['name'] for a in accounts}
+                assert all(set(r) <= declared for r in reported), reported
+                hits[module] += sum(1 for r in reported if r)
 
-            # AD: each account exactly once, with the declared attributes
+            # AD: the group once, with the members of both runs; each gMSA once, readable by the group
+            groups = read(samba_lab, '(|(sAMAccountName=%s*)(cn=%s*))' % (group, group), ['member', 'objectSid'])
+            assert len(groups) == 1, [g['dn'] for g in groups]
+            members = sorted(m.decode().lower() for m in groups[0]['raw_attributes'].get('member', []))
+            assert members == sorted(c[0].lower() for c in (shared, mine_a, mine_b)), members
             entries = read(samba_lab, '(|(sAMAccountName=%s*)(cn=%s*))' % (tag, tag),
-                           ['sAMAccountName', 'description', 'servicePrincipalName', 'msDS-GroupMSAMembership', 'cn'])
-            sams = sorted(attrs_of(e)['sAMAccountName'][0] for e in entries)
+                           ['sAMAccountName', 'description', 'servicePrincipalName', 'msDS-GroupMSAMembership',
+                            'cn', 'objectClass'])
+            gmsas = [e for e in entries if b'msDS-GroupManagedServiceAccount' in e['raw_attributes']['objectClass']]
+            assert len(entries) == len(gmsas) + 3, [e['dn'] for e in entries]  # the rest: our 3 computers
+            sams = sorted(attrs_of(e)['sAMAccountName'][0] for e in gmsas)
             assert sams == sorted('%s$' % a['name'] for a in accounts), sams
-            admins = None
-            for entry in entries:
+            group_sid = format_sid(groups[0]['raw_attributes']['objectSid'][0])
+            for entry in gmsas:
                 attrs = attrs_of(entry)
                 name = attrs['cn'][0]
                 assert attrs['description'] == ['race %d' % int(name[-2:])]
                 assert attrs['servicePrincipalName'] == ['HTTP/%s.%s' % (name, samba_lab.dns_domain)]
-                sids = allowed_sids(entry)
-                assert len(sids) == 1
-                admins = admins or sids[0]
-                assert sids == [admins]
+                assert allowed_sids(entry) == [group_sid]
             # Kubernetes: every binding with exactly its subjects, in both namespaces
             for ns in namespaces:
                 found = {b.metadata.name: b for b in rbac.list_namespaced_role_binding(ns).items}
@@ -120,17 +153,22 @@ def test_two_converges_of_the_same_inventory_at_once(samba_lab, k8s_lab, ansible
                     assert subjects == sorted([('app-%d' % i, ns), ('web', ns)])
             roles = [r for r in rbac.list_cluster_role().items if '-%s-' % tag in r.metadata.name]
             assert len(roles) == N
-            again = run_playbook(PLAY, extra_vars=extra)
-            assert again.rc == 0 and not again.changed, again
-        assert overlapped, 'the two runs never overlapped in %d attempts: the race was not tested' % attempts
+            for extra in extras:
+                again = run_playbook(PLAY, extra_vars=extra)
+                assert again.rc == 0 and not again.changed, again
+        print('runs that took the already-exists path, over %d attempt(s): %s' % (attempts, hits))
+        assert all(hits.values()), ('in %d attempts no run reported created_concurrently for %s: the race was '
+                                    'not tested' % (attempts, [m for m, n in hits.items() if not n]))
     finally:
         conn = samba_lab.ldap()
         try:
             for tag in tags:
-                for entry in read(samba_lab, '(sAMAccountName=%s*)' % tag, ['cn']):
+                for entry in read(samba_lab, '(|(sAMAccountName=%s*)(sAMAccountName=RaceHosts%s))' % (tag, tag),
+                                  ['cn']):
                     conn.delete(entry['dn'])
         finally:
             conn.unbind()
+        delete(samba_lab, *computers)
         for tag in tags:
             for role in rbac.list_cluster_role().items:
                 if '-%s-' % tag in role.metadata.name:

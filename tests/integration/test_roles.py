@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
-ROLES = ('gmsa_ad', 'gmsa_cluster', 'gmsa_credspecs', 'gmsa_validate')
+ROLES = ('gmsa_ad', 'gmsa_nodes', 'gmsa_cluster', 'gmsa_credspecs', 'gmsa_validate')
 SHARED = ('gmsa_domain', 'gmsa_cluster', 'gmsa_nodes', 'gmsa_accounts')
 SITE = f'- import_playbook: {REPO}/playbooks/site.yml\n'
 REMOVE = f'- import_playbook: {REPO}/playbooks/remove.yml\n'
@@ -188,6 +188,10 @@ def test_site_twice(run_playbook, lab_vars, samba_lab, k8s_lab):
     assert (k8s['iis'], k8s['batch']) == ('gmsa-rolesapp1', 'roles-batch')
     report = _report(second)
     assert [r['ok'] for r in report] == [True, True], report
+    # the API server's answer for every listed service account (LocalSubjectAccessReview, as the webhook asks)
+    access = {r['gmsa']: [(a['namespace'], a['service_account'], a['allowed']) for a in r['access']] for r in report}
+    assert access == {'RolesApp1': [(NS, 'default', True), (NS, 'web', True)], 'RolesBatch': [(NS2, 'batch', True)]}
+    assert 'winkube-gmsa-use-roles-batch' in report[1]['access'][0]['reason'], report
 
 
 def test_validate_diagnoses_a_missing_binding(run_playbook, lab_vars, k8s_lab):
@@ -202,8 +206,96 @@ def test_validate_diagnoses_a_missing_binding(run_playbook, lab_vars, k8s_lab):
     assert not report['RolesBatch']['ok']
     assert 'RoleBinding winkube-gmsa-use-roles-batch in roles-batch is missing' in report['RolesBatch']['problems'][0]
     assert report['RolesBatch']['next_step'] == 'run the gmsa_credspecs role'
+    # the API server agrees: the unbound service account may not use the credential spec, the bound ones may
+    assert [(a['service_account'], a['allowed']) for a in report['RolesBatch']['access']] == [('batch', False)]
+    assert 'service account roles-batch/batch may not use roles-batch' in report['RolesBatch']['problems'][1], report
+    assert all(a['allowed'] for a in report['RolesApp1']['access']), report
     healed = run_playbook(SITE, extra_vars=lab_vars)
     assert healed.rc == 0 and _changed_tasks(healed), healed
+
+
+def _running_gmsa_pods(k8s_lab, namespace, selector, timeout=90):
+    """Names of the Running pods matching selector whose containers carry the webhook's credential spec contents."""
+    import time
+
+    from kubernetes import client
+
+    core = client.CoreV1Api(k8s_lab.api_client())
+    deadline = time.monotonic() + timeout
+    while True:
+        names = sorted(pod.metadata.name for pod in core.list_namespaced_pod(namespace, label_selector=selector).items
+                       if pod.status.phase == 'Running' and pod.metadata.deletion_timestamp is None
+                       and any(context and context.windows_options and context.windows_options.gmsa_credential_spec
+                               for context in [pod.spec.security_context] + [c.security_context for c in pod.spec.containers]))
+        if names or time.monotonic() > deadline:
+            return names
+        time.sleep(1)
+
+
+def test_validate_runs_the_ladder_inside_the_pods(run_playbook, lab_vars, k8s_lab):
+    """gmsa_validate_pods: pod_gmsa_check in the pods (exec served by kwok's stand-in nltest/nslookup, which
+    answer by container name): the iis pod is healthy, a pod whose secure channel is down makes its gMSA fail
+    with the ladder's next step."""
+    from kubernetes import client
+
+    assert _running_gmsa_pods(k8s_lab, NS, 'app=iis'), 'the iis Deployment has no running pod with the credential spec'
+    core = client.CoreV1Api(k8s_lab.api_client())
+    broken = {'metadata': {'name': 'roles-broken', 'labels': {'app': 'roles-broken'}},
+              'spec': {'serviceAccountName': 'batch', 'nodeSelector': {'kubernetes.io/os': 'windows'},
+                       'securityContext': {'windowsOptions': {'gmsaCredentialSpecName': 'roles-batch'}},
+                       'containers': [{'name': 'trust-broken', 'image': 'example/app:1'}]}}
+    core.create_namespaced_pod(NS2, broken)  # admitted: batch may use roles-batch, the webhook fills the contents
+    try:
+        assert _running_gmsa_pods(k8s_lab, NS2, 'app=roles-broken') == ['roles-broken']
+        play = '- hosts: localhost\n  gather_facts: false\n  roles: [winkube.gmsa.gmsa_validate]\n'
+        checks = [{'namespace': NS, 'label_selector': 'app=iis'}, {'namespace': NS2, 'pods': ['roles-broken']}]
+        result = run_playbook(play, extra_vars=dict(lab_vars, gmsa_validate_fail=False, gmsa_validate_pods=True,
+                                                    gmsa_validate_pod_checks=checks))
+        assert result.rc == 0, result
+        report = {r['gmsa']: r for r in _report(result)}
+        assert report['RolesApp1']['ok'] and report['RolesApp1']['pods'], report
+        assert {p['status'] for p in report['RolesApp1']['pods']} == {'healthy'}, report
+        batch = report['RolesBatch']
+        assert not batch['ok'] and batch['pods'][0]['pod'] == f'{NS2}/roles-broken', batch
+        assert batch['pods'][0]['stage'] == 'secure_channel', batch
+        assert batch['problems'][0].startswith(f'pod {NS2}/roles-broken: '), batch
+        assert batch['next_step'] == batch['pods'][0]['next_step'] and batch['next_step'], batch
+    finally:
+        core.delete_namespaced_pod('roles-broken', NS2, grace_period_seconds=0)
+
+
+def test_validate_checks_the_portable_path(run_playbook, lab_vars, samba_lab):
+    """gmsa_nodes.mode portable: the portable identity must exist and be in the host group, and every credential
+    spec must carry HostAccountConfig with the plugin's GUID (here the Azure Key Vault plugin's)."""
+    portable = json.loads(json.dumps(lab_vars))
+    portable['gmsa_nodes'].update(mode='portable', portable_identity={'name': 'roles-ccg'},
+                                  host_account_config={'plugin': 'azure_key_vault',
+                                                       'object_id': '11111111-2222-3333-4444-555555555555',
+                                                       'secret_uri': 'https://kv1.vault.azure.net/secrets/gmsa-user'})
+    play = '- hosts: localhost\n  gather_facts: false\n  roles: [winkube.gmsa.gmsa_validate]\n'
+    before = run_playbook(play, extra_vars=dict(portable, gmsa_validate_fail=False))
+    assert before.rc == 0, before
+    report = {r['gmsa']: r for r in _report(before)}
+    guid = report['RolesApp1']['portable']['plugin_guid']
+    assert guid == '{CCC2A336-D7F3-4818-A213-272B7924213E}', report  # Microsoft's Azure Key Vault ccg plugin
+    problems = ' | '.join(report['RolesApp1']['problems'])
+    assert 'the portable identity roles-ccg does not exist' in problems, problems
+    assert f'must carry HostAccountConfig with PluginGUID {guid}' in problems, problems
+
+    converged = run_playbook(SITE, extra_vars=portable)
+    assert converged.rc == 0, converged
+    report = {r['gmsa']: r for r in _report(converged)}
+    assert [r['ok'] for r in report.values()] == [True, True], report
+    assert report['RolesBatch']['portable'] == {'identity': 'roles-ccg', 'plugin_guid': guid}
+    try:
+        # back to domain-joined nodes for the tests after this one (the identity stays a member: remove it)
+        back = run_playbook(SITE, extra_vars=lab_vars)
+        assert back.rc == 0, back
+    finally:
+        conn = samba_lab.ldap()
+        conn.search(samba_lab.base_dn, '(sAMAccountName=roles-ccg)', attributes=['cn'])
+        for entry in conn.entries:
+            conn.delete(entry.entry_dn)
 
 
 def _delete_foreign_credential_specs(k8s_lab):

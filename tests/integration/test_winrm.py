@@ -251,7 +251,7 @@ def test_node_preflight_pass_warn_and_hostile_domain(run_playbook, lab):
     entry = lab.journal()[-1]
     assert entry['script'] == scripts.PREFLIGHT_FACTS.text
     assert entry['data'] == {'domain': HOSTILE, 'domain_controllers': [HOSTILE], 'ports': [389, 636, 88],
-                             'timeout_ms': 3000}
+                             'timeout_ms': 3000, 'ccg_plugin_guids': []}
     assert entry['data_in_command_line'] is False and entry['data_in_script_text'] is False
     checks = {c['name']: c for c in task['nodes'][0]['checks']}
     assert checks['domain_membership']['status'] == 'fail'  # joined to contoso.test, not to the hostile name
@@ -272,6 +272,41 @@ def test_node_preflight_network_problems(run_playbook, lab):
     assert node1['verdict'] == 'warn' and checks1['dc_reachable']['status'] == 'warn'
     assert checks2['domain_membership']['status'] == 'fail' and 'Add-Computer' in checks2['domain_membership']['fix']
     assert checks2['domain_dns']['status'] == 'fail'
+
+
+def test_node_preflight_ccg_plugins(run_playbook, lab):
+    ccg = 'HKEY_LOCAL_MACHINE\\SYSTEM\\CurrentControlSet\\Control\\CCG\\COMClasses'
+    akv, aws = '{CCC2A336-D7F3-4818-A213-272B7924213E}', '{859E1386-BDB4-49E8-85C7-3070B13920E1}'
+    for host in ('WIN-NODE1', 'WIN-NODE2'):
+        lab.put_state(host, {'domain': {'joined': False, 'name': 'WORKGROUP'}})
+    lab.put_state('WIN-NODE1', {'registry': {ccg + '\\' + akv: {}}})
+    args = lab.module_args(mode='non_domain_joined', ccg_plugins=['azure_key_vault', aws.lower().strip('{}')],
+                           fail_on='never')
+    result, task = run(run_playbook, lab, 'node_preflight', args)
+    assert result.rc == 0, result
+    node1, node2 = ({c['name']: c for c in n['checks']}['ccg_plugin'] for n in task['nodes'])
+    # the GUIDs travel as data, normalised; each node reports per GUID
+    assert lab.journal()[-1]['data']['ccg_plugin_guids'] == [akv, aws]
+    assert task['nodes'][0]['ccg']['com_classes'] == [akv] and task['nodes'][0]['ccg']['com_classes_key'] is True
+    assert task['nodes'][0]['ccg']['plugins'] == [{'guid': akv, 'registered': True}, {'guid': aws, 'registered': False}]
+    assert node1['status'] == 'fail' and aws in node1['detail'] and 'Amazon' in node1['fix']
+    assert node2['status'] == 'fail' and task['nodes'][1]['ccg']['com_classes_key'] is False
+    assert 'az aks update --enable-windows-gmsa' in node2['fix']
+
+    # only the plugin the node has: pass; any plugin, none registered: fail; domain-joined: not checked
+    result, task = run(run_playbook, lab, 'node_preflight', dict(args, ccg_plugins=['azure_key_vault']))
+    statuses = [{c['name']: c for c in n['checks']}['ccg_plugin']['status'] for n in task['nodes']]
+    assert statuses == ['pass', 'fail']
+    result, task = run(run_playbook, lab, 'node_preflight', dict(args, ccg_plugins=[]))
+    statuses = [{c['name']: c for c in n['checks']}['ccg_plugin']['status'] for n in task['nodes']]
+    assert statuses == ['pass', 'fail']
+    result, task = run(run_playbook, lab, 'node_preflight', dict(args, mode='domain_joined', ccg_plugins=[]))
+    assert [{c['name']: c for c in n['checks']}['ccg_plugin']['status'] for n in task['nodes']] == ['skip', 'skip']
+
+    # a value that is no GUID fails before any node is contacted
+    before = len(lab.journal())
+    result, task = run(run_playbook, lab, 'node_preflight', dict(args, ccg_plugins=['{CCC2A336}; Remove-Item C:\\']))
+    assert result.rc != 0 and 'ccg_plugins' in task['msg'] and len(lab.journal()) == before
 
 
 def _pod(name, node, gmsa=None, container_gmsa=None):

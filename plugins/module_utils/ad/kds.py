@@ -180,8 +180,11 @@ def read_root_keys(directory, now=None):
     """All root keys, judged, newest created first."""
     now = now or datetime.datetime.now(datetime.timezone.utc)
     try:
-        entries = directory.search(root_keys_dn(directory), '(objectClass=msKds-ProvRootKey)', KEY_ATTRIBUTES,
-                                   scope='one')
+        if hasattr(directory, 'kds_root_key_entries'):  # backend winrm: Get-KdsRootKey
+            entries = directory.kds_root_key_entries(root_keys_dn(directory))
+        else:
+            entries = directory.search(root_keys_dn(directory), '(objectClass=msKds-ProvRootKey)', KEY_ATTRIBUTES,
+                                       scope='one')
     except ADError as exc:
         if getattr(exc, 'code', None) == 32:  # container missing: forest schema/config without KDS
             return []
@@ -243,6 +246,9 @@ def dc_account_dn(directory):
 def create_root_key(directory, use_start, now=None, key_id=None):
     """Add a root key usable from ``use_start``. Returns (key_id, dn)."""
     now = now or datetime.datetime.now(datetime.timezone.utc)
+    if hasattr(directory, 'add_kds_root_key'):  # backend winrm: Add-KdsRootKey writes the same object
+        key_id = directory.add_kds_root_key(use_start, now)
+        return key_id, 'CN=%s,%s' % (key_id, root_keys_dn(directory))
     key_id = key_id or str(uuid.uuid4())
     attributes = server_configuration(directory)
     attributes.update({

@@ -209,6 +209,17 @@ RESULT_NAMES = {
 }
 
 
+def needed_right(operation, dn, object_class=None, attributes=''):
+    """The right an account lacks when ``operation`` on ``dn`` is refused (for the error message)."""
+    parent = parent_dn(dn or '') or 'the parent container'
+    return {
+        'add': 'the right Create Child of %s objects on %s' % (object_class or 'this class of', parent),
+        'modify': 'Write Property on %s' % (attributes or 'the attributes'),
+        'delete': 'Delete on the object or Delete Child on %s' % parent,
+        'search': 'Read Property / List Contents',
+    }.get(operation, 'the needed right')
+
+
 def escape_filter_value(value):
     """Escape a value for use inside an LDAP filter (RFC 4515). Bytes are hex-escaped byte by byte."""
     if isinstance(value, bytes):
@@ -824,13 +835,7 @@ class Directory(object):
             raise ADAlreadyExists('cannot add %s: an object with this name already exists (%s)' % (dn, detail),
                                   code=code, dn=dn, server_message=server_text)
         if code == 50:
-            parent = parent_dn(dn or '') or 'the parent container'
-            right = {
-                'add': 'the right Create Child of %s objects on %s' % (object_class or 'this class of', parent),
-                'modify': 'Write Property on %s' % (attrs or 'the attributes'),
-                'delete': 'Delete on the object or Delete Child on %s' % parent,
-                'search': 'Read Property / List Contents',
-            }.get(operation, 'the needed right')
+            right = needed_right(operation, dn, object_class, attrs)
             raise ADInsufficientAccess('%s of %s refused: insufficient access rights; %s needs %s (%s)'
                                        % (operation, dn, who, right, detail),
                                        code=code, dn=dn, server_message=server_text)

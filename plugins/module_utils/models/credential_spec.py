@@ -272,6 +272,36 @@ def validate_credential_spec(spec):
     return problems
 
 
+_LONE_SURROGATE = re.compile('[\ud800-\udfff]')
+# Go's encoding/json escapes these for HTML safety; Python's json.dumps does not.
+_GO_ESCAPES = {'<': '\\u003c', '>': '\\u003e', '&': '\\u0026', '\u2028': '\\u2028', '\u2029': '\\u2029'}
+
+
+def _prune(value, schema):
+    """Keep what the GMSACredentialSpec CRD keeps: the API server drops fields its schema does not list."""
+    if isinstance(value, dict) and 'properties' in schema:  # null fields are dropped too (none is nullable)
+        return dict((k, _prune(v, schema['properties'][k])) for k, v in value.items()
+                    if k in schema['properties'] and v is not None)
+    if isinstance(value, list) and 'items' in schema:
+        return [_prune(v, schema['items']) for v in value]
+    return value
+
+
 def to_json(spec):
-    """Compact JSON, the form the webhook puts into pods' gmsaCredentialSpec."""
-    return json.dumps(spec, separators=(',', ':'))
+    """The one serialisation of a credential spec, shared by every output (Kubernetes and Docker).
+
+    Byte for byte what the windows-gmsa webhook puts into pods' gmsaCredentialSpec: Go's json.Marshal of the
+    resource's ``credspec`` as the API server keeps it (leaves as strings, fields outside the CRD schema
+    dropped), i.e. compact, keys sorted, UTF-8, with <, >, &, U+2028 and U+2029 escaped.
+    """
+    from ansible_collections.winkube.gmsa.plugins.module_utils.models.crd import credspec_schema, stringify_leaves
+
+    kept = _prune(stringify_leaves(spec), credspec_schema()['properties']['credspec'])
+    text = json.dumps(kept, separators=(',', ':'), sort_keys=True, ensure_ascii=False)
+    text = _LONE_SURROGATE.sub('\ufffd', text)
+    return re.sub('[<>&\u2028\u2029]', lambda match: _GO_ESCAPES[match.group(0)], text)
+
+
+def to_bytes(spec):
+    """:func:`to_json` as UTF-8 bytes without BOM: the content of a Docker credential spec file."""
+    return to_json(spec).encode('utf-8')

@@ -11,6 +11,12 @@ optionally, that node's Kubernetes Node object) into a list of checks - each ``p
 from __future__ import annotations
 
 import re
+import uuid
+
+from ansible_collections.winkube.gmsa.plugins.module_utils.models.credential_spec import (
+    AWS_SECRETS_MANAGER_PLUGIN_GUID,
+    AZURE_KEY_VAULT_PLUGIN_GUID,
+)
 
 PASS, WARN, FAIL, SKIP = 'pass', 'warn', 'fail', 'skip'
 _RANK = {PASS: 0, SKIP: 0, WARN: 1, FAIL: 2}
@@ -182,6 +188,62 @@ def check_compartment(facts):
                  'run winkube.gmsa.node_registry on the node, then recreate the gMSA pods running there')
 
 
+# ccg.exe plugins: COM classes registered under this key (the plugin's installer writes it; we only read it).
+CCG_COM_CLASSES_KEY = 'HKLM\\SYSTEM\\CurrentControlSet\\Control\\CCG\\COMClasses'
+CCG_PLUGINS = {'azure_key_vault': AZURE_KEY_VAULT_PLUGIN_GUID, 'aws': AWS_SECRETS_MANAGER_PLUGIN_GUID}
+CCG_PLUGIN_NAMES = {AZURE_KEY_VAULT_PLUGIN_GUID: 'Azure Key Vault plugin', AWS_SECRETS_MANAGER_PLUGIN_GUID: 'AWS plugin'}
+CCG_FIXES = {
+    AZURE_KEY_VAULT_PLUGIN_GUID: 'install the Azure Key Vault ccg plugin: on AKS enable gMSA on the cluster '
+                                 '(az aks update --enable-windows-gmsa), which installs it on the Windows nodes',
+    AWS_SECRETS_MANAGER_PLUGIN_GUID: 'use an Amazon ECS- or EKS-optimized Windows AMI, which ships the AWS ccg plugin '
+                                     '(Amazon ECS Developer Guide: domainless gMSA), or install it as that guide says',
+}
+
+
+def ccg_plugin_guid(value):
+    """'{GUID}' (upper case, braces) from azure_key_vault, aws or a GUID; ValueError otherwise."""
+    text = str(value or '').strip()
+    if text.lower() in CCG_PLUGINS:
+        return CCG_PLUGINS[text.lower()]
+    if not re.match(r'^\{?[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}\}?$', text) \
+            or text.startswith('{') != text.endswith('}'):
+        raise ValueError('ccg_plugins: %r is neither azure_key_vault, aws nor a plugin CLSID like '
+                         '{CCC2A336-D7F3-4818-A213-272B7924213E}' % (value,))
+    return '{%s}' % str(uuid.UUID(text.strip('{}'))).upper()
+
+
+def check_ccg(facts, mode, plugin_guids):
+    """Whether the ccg.exe plugins are registered (COM class key present); needed only on non-domain-joined nodes."""
+    ccg = facts.get('ccg')
+    if not isinstance(ccg, dict):
+        return check('ccg_plugin', SKIP, 'the node reported no ccg facts')
+    registered = set(str(name).upper() for name in ccg.get('com_classes') or [])
+    for entry in ccg.get('plugins') or []:
+        if entry.get('registered'):
+            registered.add(str(entry.get('guid')).upper())
+    portable = mode == 'non_domain_joined'
+    if not plugin_guids:
+        if not portable:
+            return check('ccg_plugin', SKIP, 'domain-joined nodes need no ccg plugin')
+        if registered:
+            return check('ccg_plugin', PASS, 'ccg plugins registered: %s' % ', '.join(sorted(registered)))
+        return check('ccg_plugin', FAIL, 'no ccg plugin is registered (%s %s)' % (
+            CCG_COM_CLASSES_KEY, 'has no subkey' if ccg.get('com_classes_key') else 'does not exist'),
+            'install your credential store\'s ccg plugin on the node (see docs/portable-identity.md); name it in '
+            'ccg_plugins to check for it')
+    missing = [g for g in plugin_guids if g.upper() not in registered]
+    named = ', '.join('%s %s' % (CCG_PLUGIN_NAMES.get(g, 'plugin'), g) for g in (missing or plugin_guids))
+    if not missing:
+        return check('ccg_plugin', PASS, 'registered: %s' % named)
+    detail = 'not registered (no %s\\%s): %s%s' % (CCG_COM_CLASSES_KEY, missing[0], named,
+                                                   '' if ccg.get('ccg_exe', True) else '; ccg.exe is missing too')
+    fix = '; '.join(CCG_FIXES.get(g, 'install and register the plugin with CLSID %s (its installer writes the COM '
+                                  'class key)' % g) for g in missing)
+    if not portable:
+        return check('ccg_plugin', WARN, detail + ' (only used by non-domain-joined nodes)', fix)
+    return check('ccg_plugin', FAIL, detail, fix)
+
+
 def check_node(node_name, k8s_node):
     if k8s_node is None:
         return check('kubernetes_node', SKIP, 'Kubernetes not checked (no cluster options)')
@@ -203,7 +265,7 @@ def verdict_of(checks):
     return {0: PASS, 1: WARN, 2: FAIL}[worst]
 
 
-def evaluate(facts, mode='domain_joined', domain=None, node_name=None, k8s_node=None):
+def evaluate(facts, mode='domain_joined', domain=None, node_name=None, k8s_node=None, ccg_plugins=None):
     """{'verdict', 'checks', 'runtime'} for one node's facts."""
     runtimes = runtime_facts(facts)
     runtime = 'containerd' if 'containerd' in runtimes else ('docker' if 'docker' in runtimes else None)
@@ -214,6 +276,7 @@ def evaluate(facts, mode='domain_joined', domain=None, node_name=None, k8s_node=
         check_dns(facts),
         check_dc(facts),
         check_compartment(facts),
+        check_ccg(facts, mode, ccg_plugins or []),
         check_node(node_name, k8s_node),
     ]
     runtime_info = None

@@ -112,7 +112,8 @@ else {
 
 # Read-only facts for node_preflight. $Data: domain (str or null: the node's own domain), domain_controllers
 # (list of str; null: found through the domain's _ldap._tcp.dc._msdcs SRV records), ports (list of int),
-# timeout_ms (int).
+# timeout_ms (int), ccg_plugin_guids (optional list of '{GUID}' strings, checked by the module to be GUIDs:
+# whether each has a COM class key under HKLM\SYSTEM\CurrentControlSet\Control\CCG\COMClasses).
 PREFLIGHT_FACTS = Script('preflight_facts', r"""param($Data)
 function Get-WinkubeRegistry([string]$Path, [string]$Name) {
     try { return (Get-ItemProperty -LiteralPath $Path -Name $Name -ErrorAction Stop).$Name } catch { return $null }
@@ -173,6 +174,13 @@ if ($domain) {
     if ($targets.Count -eq 0) { $targets = @($srv.targets | Select-Object -First 3) }
     if ($targets.Count -eq 0) { $targets = @($domain) }
 }
+$ccgRoot = 'HKLM:\SYSTEM\CurrentControlSet\Control\CCG\COMClasses'
+$ccg = @{ com_classes_key = [bool](Test-Path -LiteralPath $ccgRoot); com_classes = @(); plugins = @()
+          ccg_exe = [bool](Test-Path -LiteralPath (Join-Path $env:SystemRoot 'System32\ccg.exe')) }
+if ($ccg.com_classes_key) { $ccg.com_classes = @(Get-ChildItem -LiteralPath $ccgRoot | ForEach-Object { [string]$_.PSChildName }) }
+foreach ($guid in @($Data.ccg_plugin_guids | Where-Object { $_ })) {
+    $ccg.plugins += @{ guid = [string]$guid; registered = [bool](Test-Path -LiteralPath ($ccgRoot + '\' + [string]$guid)) }
+}
 $ports = @()
 foreach ($target in $targets) {
     foreach ($port in @($Data.ports)) { $ports += Test-WinkubePort $target ([int]$port) ([int]$Data.timeout_ms) }
@@ -194,6 +202,7 @@ foreach ($target in $targets) {
     dns = $dns
     dc_srv = $srv
     ports = $ports
+    ccg = $ccg
 }
 """)
 

@@ -1,0 +1,490 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: winkube.gmsa contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: docker_credential_spec
+short_description: Write a gMSA credential spec file on Windows Docker hosts, and its Swarm config content
+version_added: 0.2.0
+description:
+  - On each Windows Docker host, over WinRM, writes the credential spec of a gMSA as
+    C(<data root>\CredentialSpecs\<name>.json), where C(docker run --security-opt "credentialspec=file://<name>.json")
+    finds it. The data root is C(C:\ProgramData\Docker) unless O(data_root) names another one, or
+    O(discover_data_root) reads it from the host's C(C:\ProgramData\docker\config\daemon.json) (key C(data-root)).
+  - The content is the collection's one serialisation of the credential spec, the same bytes the windows-gmsa
+    webhook hands to Kubernetes pods for the GMSACredentialSpec that M(winkube.gmsa.credential_spec) creates
+    from the same input (compact JSON, keys sorted, UTF-8 without BOM).
+  - Idempotent - the host compares the SHA-256 of the existing file with the wanted bytes; a byte-identical file
+    is left alone. A changed file is written to a temporary file in the same folder and moved over the old one.
+  - For Docker Swarm, returns the exact content for C(docker config create <config name> <file>) and the
+    C(--credential-spec="config://<config name>") argument of C(docker service create); O(swarm_file) also
+    writes that content as a file on the machine that runs the module.
+  - B(Not verified against Windows.) The collection's tests run this module through pywinrm's real
+    HTTP, authentication and WS-Management stack against a local test endpoint that imitates the
+    PowerShell side; the PowerShell itself has not run on Windows in these tests (see C(docs/docker.md)).
+  - User values never become PowerShell text; see C(docs/winrm.md) for how data reaches the script.
+author:
+  - winkube.gmsa maintainers (@winkube)
+extends_documentation_fragment:
+  - winkube.gmsa.winrm_connection
+options:
+  name:
+    description:
+      - Name of the credential spec. The file is C(<name>.json) (a trailing C(.json) in O(name) is not doubled)
+        and the default Swarm config name is O(name).
+      - 1 to 64 letters, digits, C(-), C(_) and C(.), starting and ending with a letter or digit, without
+        C(..) and not a Windows device name (C(CON), C(NUL), C(COM1), ...). The same rule as Docker's config
+        names, so one name serves the file and the Swarm config.
+    type: str
+    required: true
+  state:
+    description: Whether the file should exist.
+    type: str
+    choices: [present, absent]
+    default: present
+  credspec:
+    description:
+      - The credential spec content (C(CmsPlugins), C(DomainJoinConfig), C(ActiveDirectoryConfig)), as a
+        dictionary (for example the output of the P(winkube.gmsa.credential_spec#filter) filter) or as a JSON
+        or YAML string. A whole GMSACredentialSpec resource is accepted too; its C(credspec) is used.
+      - With O(state=present), either O(credspec) or O(domain) and O(account) is required.
+    type: raw
+  domain:
+    description:
+      - Domain facts to build the credential spec from, the registered result of M(winkube.gmsa.domain_info)
+        (as for the P(winkube.gmsa.credential_spec#filter) filter). Needs O(account).
+    type: dict
+  account:
+    description: With O(domain), the gMSA (its sAMAccountName with or without the trailing C($)).
+    type: str
+  additional_accounts:
+    description: With O(domain), more gMSAs the container may use (as for the credential_spec filter).
+    type: list
+    elements: raw
+    default: []
+  host_account_config:
+    description:
+      - With O(domain), for hosts that are not domain-joined, the ccg.exe plugin (as for the credential_spec
+        filter) - C(plugin=azure_key_vault) with C(object_id) and C(secret_uri), C(plugin=aws) with
+        C(credential_arn), or C(plugin_guid) and C(plugin_input).
+    type: dict
+  data_root:
+    description:
+      - Docker's data root on the hosts (C(dockerd --data-root), C(data-root) in C(daemon.json)), an absolute
+        Windows path such as C(D:\docker). Default C(C:\ProgramData\Docker).
+    type: str
+  discover_data_root:
+    description:
+      - When O(data_root) is not given, read C(data-root) from each host's
+        C(C:\ProgramData\docker\config\daemon.json); hosts without the file or the key use C(C:\ProgramData\Docker).
+      - A data root given on dockerd's command line (service arguments) is not discovered; give O(data_root).
+    type: bool
+    default: false
+  swarm_config_name:
+    description: Name of the Swarm config in the returned commands; default O(name) without C(.json).
+    type: str
+  swarm_file:
+    description:
+      - Also write the content to this file on the machine that runs the module (the controller when the
+        play runs on localhost), for a pipeline's C(docker config create). With O(state=absent) it is removed.
+      - Its folder is created when missing.
+    type: path
+attributes:
+  check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
+    support: full
+  diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
+    support: full
+notes:
+  - Docker reads the file when a container starts; running containers keep the content they started with.
+  - The file holds no secret (the gMSA password never leaves Active Directory and the hosts' LSA).
+seealso:
+  - module: winkube.gmsa.credential_spec
+  - plugin: winkube.gmsa.credential_spec
+    plugin_type: filter
+  - name: Docker service create --credential-spec
+    description: Docker CLI reference.
+    link: https://docs.docker.com/reference/cli/docker/service/create/#credential-spec
+"""
+
+EXAMPLES = r"""
+- name: Read the domain
+  winkube.gmsa.domain_info:
+    server: dc1.contoso.com
+    username: reader@contoso.com
+    password: "{{ ad_password }}"
+  register: domain
+
+- name: Credential spec of WebApp1 on every Docker host
+  winkube.gmsa.docker_credential_spec:
+    hosts: "{{ groups['docker_windows'] }}"
+    username: CONTOSO\docker-admin
+    password: "{{ winrm_password }}"
+    ca_trust_path: /etc/pki/contoso-root-ca.pem
+    name: webapp1
+    domain: "{{ domain }}"
+    account: WebApp1
+  register: webapp1
+
+- name: Run a container as WebApp1
+  ansible.builtin.debug:
+    msg: docker run --security-opt "{{ webapp1.security_opt }}" mcr.microsoft.com/windows/servercore/iis
+
+- name: The same spec for Swarm, written on the controller for docker config create
+  winkube.gmsa.docker_credential_spec:
+    hosts: [swarm-manager1.contoso.com]
+    username: CONTOSO\docker-admin
+    password: "{{ winrm_password }}"
+    name: webapp1
+    credspec: "{{ domain | winkube.gmsa.credential_spec('WebApp1') }}"
+    discover_data_root: true
+    swarm_file: "{{ playbook_dir }}/out/webapp1.json"
+
+- name: Remove it
+  winkube.gmsa.docker_credential_spec:
+    hosts: "{{ groups['docker_windows'] }}"
+    username: CONTOSO\docker-admin
+    password: "{{ winrm_password }}"
+    name: webapp1
+    state: absent
+"""
+
+RETURN = r"""
+name:
+  description: The credential spec name.
+  returned: always
+  type: str
+  sample: webapp1
+file_name:
+  description: The file name in the CredentialSpecs folder.
+  returned: always
+  type: str
+  sample: webapp1.json
+security_opt:
+  description: The value for C(docker run --security-opt), relative to the CredentialSpecs folder.
+  returned: always
+  type: str
+  sample: credentialspec=file://webapp1.json
+content:
+  description:
+    - The credential spec JSON, exactly the bytes written (UTF-8); also the content for C(docker config create).
+    - V(null) with O(state=absent).
+  returned: always
+  type: str
+  sample: '{"ActiveDirectoryConfig":{"GroupManagedServiceAccounts":[{"Name":"WebApp1","Scope":"contoso.com"}]},"CmsPlugins":["ActiveDirectory"]}'
+sha256:
+  description: SHA-256 of RV(content) (hex); V(null) with O(state=absent).
+  returned: always
+  type: str
+swarm:
+  description: The Swarm form.
+  returned: always
+  type: dict
+  contains:
+    config_name:
+      description: Name of the Swarm config.
+      type: str
+      sample: webapp1
+    content:
+      description: The exact content for C(docker config create) (RV(content)).
+      type: str
+    config_create:
+      description: The command that creates the config from a file holding RV(swarm.content).
+      type: str
+      sample: docker config create webapp1 webapp1.json
+    credential_spec_argument:
+      description: The argument of C(docker service create) / C(docker service update).
+      type: str
+      sample: --credential-spec="config://webapp1"
+    file:
+      description: O(swarm_file), V(null) when not given.
+      type: str
+    file_changed:
+      description: Whether O(swarm_file) was (or in check mode would be) written or removed.
+      type: bool
+hosts:
+  description: One entry per host, in the order of O(hosts).
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    host:
+      description: The entry of O(hosts).
+      type: str
+    failed:
+      description: Whether this host failed; see RV(hosts[].msg).
+      type: bool
+    msg:
+      description: Why this host failed.
+      type: str
+      returned: when failed
+    error_kind:
+      description: C(connection), C(tls), C(authentication), C(wsman), C(configuration), C(powershell) or C(protocol).
+      type: str
+      returned: when failed
+    error_details:
+      description: For PowerShell errors the category, fully qualified error id, exception type, command and line.
+      type: dict
+      returned: when failed
+    computer_name:
+      description: Windows computer name of the host.
+      type: str
+    path:
+      description: The file on the host.
+      type: str
+      sample: C:\ProgramData\Docker\CredentialSpecs\webapp1.json
+    data_root:
+      description: Docker's data root used on this host.
+      type: str
+      sample: C:\ProgramData\Docker
+    data_root_source:
+      description: Where the data root came from - C(option), C(daemon.json) or C(default).
+      type: str
+    changed:
+      description: Whether the file was (or in check mode would be) written or removed on this host.
+      type: bool
+    existed:
+      description: Whether the file existed before.
+      type: bool
+    before_sha256:
+      description: SHA-256 of the file before (V(null) when it did not exist).
+      type: str
+    security_opt:
+      description: The value for C(docker run --security-opt) on this host (RV(security_opt)).
+      type: str
+"""
+
+import base64
+import hashlib
+import os
+import re
+import tempfile
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.winkube.gmsa.plugins.module_utils.models.credential_spec import (
+    CredentialSpecError,
+    build_credential_spec,
+    to_bytes,
+)
+from ansible_collections.winkube.gmsa.plugins.module_utils.models.crd import (
+    parse_credspec_content,
+    validate_credspec_content,
+)
+from ansible_collections.winkube.gmsa.plugins.module_utils.winrm.connection_spec import (
+    winrm_argument_spec,
+    winrm_module_kwargs,
+)
+from ansible_collections.winkube.gmsa.plugins.module_utils.winrm.docker_scripts import DOCKER_CREDENTIAL_SPEC
+from ansible_collections.winkube.gmsa.plugins.module_utils.winrm.module_support import runner_for
+from ansible_collections.winkube.gmsa.plugins.module_utils.winrm.runner import failure_message
+
+DEFAULT_DATA_ROOT = 'C:\\ProgramData\\Docker'
+DAEMON_CONFIG = 'C:\\ProgramData\\docker\\config\\daemon.json'
+MAX_BEFORE = 262144  # an existing file up to this size comes back for the diff
+# Docker's (swarmkit's) rule for config names, which is also safe as a Windows file name.
+_NAME = re.compile(r'^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,62}[A-Za-z0-9])?$')
+_DEVICE = re.compile(r'^(CON|PRN|AUX|NUL|COM[0-9]|LPT[0-9])(\..*)?$', re.IGNORECASE)
+_WINDOWS_PATH = re.compile(r'^([A-Za-z]:[\\/]|\\\\[^\\/]+\\[^\\/]+)')
+_BAD_PATH_CHARS = re.compile(r'[\x00-\x1f"<>|?*:]')
+
+
+def name_error(option, value):
+    """Why ``value`` cannot be a credential spec / Swarm config name (None when it can)."""
+    if not isinstance(value, str) or not _NAME.match(value) or '..' in value or _DEVICE.match(value):
+        return ('%s: %r is not a valid credential spec name; use 1 to 64 letters, digits, "-", "_" and ".", '
+                'starting and ending with a letter or digit, without "..", path separators or a Windows device '
+                'name (CON, NUL, COM1, ...); it becomes the file name <name>.json and the Swarm config name'
+                % (option, value))
+    return None
+
+
+def data_root_error(value):
+    """Why ``value`` cannot be Docker's data root (None when it can)."""
+    if value is None:
+        return None
+    if not _WINDOWS_PATH.match(value) or _BAD_PATH_CHARS.search(value[2:]) or \
+            any(part == '..' for part in re.split(r'[\\/]', value)):
+        return ('data_root: %r is not an absolute Windows path such as D:\\docker (a drive letter and a '
+                'backslash, or \\\\server\\share; no "..", quotes, :, <, >, |, ?, * or control characters '
+                'after the drive)' % (value,))
+    return None
+
+
+def credential_spec_from(params):
+    """The credential spec dict from O(credspec) or O(domain)+O(account); raises ValueError naming the option."""
+    if params['credspec'] is not None:
+        try:
+            spec = parse_credspec_content(params['credspec'])
+        except ValueError as exc:
+            raise ValueError('credspec: %s' % exc)
+        problems = validate_credspec_content(spec, 'credspec')
+        if problems:
+            raise ValueError('; '.join(problems))
+        return spec
+    try:
+        return build_credential_spec(params['domain'], params['account'],
+                                     additional_accounts=params['additional_accounts'],
+                                     host_account=params['host_account_config'])
+    except CredentialSpecError as exc:
+        raise ValueError('domain/account: %s' % exc)
+
+
+def script_data(state, file_name, data_root, discover, content, check_mode):
+    """The $Data of the docker_credential_spec script (content: bytes, or None with state=absent)."""
+    return {
+        'state': state,
+        'file_name': file_name,
+        'data_root': data_root,
+        'discover': discover,
+        'daemon_config': DAEMON_CONFIG,
+        'default_root': DEFAULT_DATA_ROOT,
+        'content': base64.b64encode(content).decode('ascii') if content is not None else None,
+        'sha256': hashlib.sha256(content).hexdigest() if content is not None else None,
+        'max_before': MAX_BEFORE,
+        'check_mode': check_mode,
+    }
+
+
+def _text(raw):
+    try:
+        return raw.decode('utf-8')
+    except UnicodeDecodeError:
+        return '<%d bytes, not UTF-8>' % len(raw)
+
+
+def _write_swarm_file(module, path, content):
+    """Write (content bytes) or remove (content None) the local Swarm file. Returns (changed, before text)."""
+    before = None
+    if os.path.isfile(path):
+        with open(path, 'rb') as handle:
+            before = handle.read()
+    changed = before != content
+    if changed and not module.check_mode:
+        if content is None:
+            os.remove(path)
+        else:
+            folder = os.path.dirname(os.path.abspath(path))
+            if not os.path.isdir(folder):
+                os.makedirs(folder)
+            fd, temp = tempfile.mkstemp(dir=folder, prefix='.%s.' % os.path.basename(path))
+            with os.fdopen(fd, 'wb') as handle:
+                handle.write(content)
+            module.atomic_move(temp, path)
+    return changed, '' if before is None else _text(before)
+
+
+def main():
+    argument_spec = winrm_argument_spec(
+        name=dict(type='str', required=True),
+        state=dict(type='str', choices=['present', 'absent'], default='present'),
+        credspec=dict(type='raw'),
+        domain=dict(type='dict'),
+        account=dict(type='str'),
+        additional_accounts=dict(type='list', elements='raw', default=[]),
+        host_account_config=dict(type='dict'),
+        data_root=dict(type='str'),
+        discover_data_root=dict(type='bool', default=False),
+        swarm_config_name=dict(type='str'),
+        swarm_file=dict(type='path'),
+    )
+    kwargs = winrm_module_kwargs()
+    kwargs['mutually_exclusive'] = [('credspec', 'domain'), ('data_root', 'discover_data_root')]
+    kwargs['required_together'] = [('domain', 'account')]
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True, **kwargs)
+    params = module.params
+
+    name = params['name']
+    if isinstance(name, str) and name.lower().endswith('.json'):
+        name = name[:-5]
+    config_name = params['swarm_config_name'] or name
+    problems = [p for p in (name_error('name', name), data_root_error(params['data_root'])) if p]
+    if params['swarm_config_name'] is not None and name_error('swarm_config_name', config_name):
+        problems.append(name_error('swarm_config_name', config_name))
+    content = None
+    if params['state'] == 'present':
+        if params['credspec'] is None and params['domain'] is None:
+            problems.append('state=present needs the credential spec: give credspec, or domain and account')
+        else:
+            try:
+                content = to_bytes(credential_spec_from(params))
+            except ValueError as exc:
+                problems.append(str(exc))
+    if problems:
+        module.fail_json(msg='nothing was written: ' + '; '.join(problems))
+
+    file_name = name + '.json'
+    security_opt = 'credentialspec=file://%s' % file_name
+    runner = runner_for(module)
+    data = script_data(params['state'], file_name, params['data_root'], params['discover_data_root'], content,
+                       module.check_mode)
+    sha256 = data['sha256']
+    outcomes = runner.run_all(DOCKER_CREDENTIAL_SPEC, lambda entry: data)
+    after_text = _text(content) if content is not None else ''
+
+    hosts, diffs = [], []
+    for outcome in outcomes:
+        entry = outcome['host']
+        if not outcome['ok']:
+            hosts.append({'host': entry, 'failed': True, 'changed': False, 'msg': outcome['error'],
+                          'error_kind': outcome['error_kind'], 'error_details': outcome['error_details']})
+            continue
+        result = outcome['result'] or {}
+        host = {
+            'host': entry,
+            'failed': False,
+            'computer_name': result.get('computer_name'),
+            'path': result.get('path'),
+            'data_root': result.get('data_root'),
+            'data_root_source': result.get('data_root_source'),
+            'changed': bool(result.get('changed')),
+            'existed': bool(result.get('existed')),
+            'before_sha256': result.get('before_sha256'),
+            'security_opt': security_opt,
+        }
+        if host['changed'] and not module.check_mode and result.get('after_sha256') != sha256:
+            host.update(failed=True, msg='%s was written but reads back with SHA-256 %s instead of %s'
+                        % (host['path'], result.get('after_sha256'), sha256))
+        if result.get('before_content') is not None:
+            before_text = _text(base64.b64decode(result['before_content']))
+        elif host['existed']:
+            before_text = '<%s bytes, SHA-256 %s>' % (result.get('before_size'), host['before_sha256'])
+        else:
+            before_text = ''
+        label = '%s: %s' % (entry, host['path'])
+        diffs.append({'before_header': label, 'after_header': label, 'before': before_text, 'after': after_text})
+        hosts.append(host)
+
+    swarm = {
+        'config_name': config_name,
+        'content': after_text if content is not None else None,
+        'config_create': 'docker config create %s %s' % (config_name, file_name),
+        'credential_spec_argument': '--credential-spec="config://%s"' % config_name,
+        'file': params['swarm_file'],
+        'file_changed': False,
+    }
+    if params['swarm_file']:
+        try:
+            swarm['file_changed'], before_text = _write_swarm_file(module, params['swarm_file'], content)
+        except (IOError, OSError) as exc:
+            module.fail_json(msg='swarm_file: cannot write %s: %s' % (params['swarm_file'], exc),
+                             changed=any(h.get('changed') for h in hosts), hosts=hosts)
+        diffs.append({'before_header': params['swarm_file'], 'after_header': params['swarm_file'],
+                      'before': before_text, 'after': after_text})
+
+    result = dict(changed=any(h.get('changed') for h in hosts) or swarm['file_changed'], name=name,
+                  file_name=file_name, security_opt=security_opt,
+                  content=after_text if content is not None else None, sha256=sha256, swarm=swarm, hosts=hosts)
+    if module._diff:
+        result['diff'] = diffs
+    if any(h.get('failed') for h in hosts):
+        module.fail_json(msg=failure_message(hosts), **result)
+    module.exit_json(**result)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,160 @@
+"""The gmsa_nodes role against the WinRM test endpoint (lab/winrm), the Samba AD DC (the domain's DNS name for
+preflight) and the Kubernetes lab (the nodes' Node objects and the gMSA pods to recreate).
+
+The endpoint is no Windows host: it imitates the collection's PowerShell scripts (docs/winrm.md). What the
+role wrote is read back from the fake hosts' state through the endpoint's control port.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+HNS_KEY = 'HKEY_LOCAL_MACHINE\\SYSTEM\\CurrentControlSet\\Services\\hns\\State'
+ROLE = '- hosts: localhost\n  gather_facts: false\n  roles: [winkube.gmsa.gmsa_nodes]\n'
+POD_NS = 'kube-system'  # outside the admission webhook's scope, so the pod needs no credential spec to exist
+POD = 'nodes-role-gmsa-pod'
+
+
+def _hns(winrm_lab):
+    """EnableCompartmentNamespace per fake host, as the endpoint holds it (None when not set)."""
+    return {name: (host['registry'].get(HNS_KEY) or {}).get('EnableCompartmentNamespace')
+            for name, host in winrm_lab.state().items()}
+
+
+def _task(result, suffix):
+    """The registered result of the task whose name ends with suffix (callbacks may prefix the role name)."""
+    for name, task in result.results.items():
+        if name.endswith(suffix):
+            return task
+    raise AssertionError(f'no task {suffix!r} in {sorted(result.results)}')
+
+
+def _changed_tasks(result):
+    doc = json.loads(result.stdout)
+    return sorted(task['task']['name'] for play in doc['plays'] for task in play['tasks']
+                  if task['hosts'].get('localhost', {}).get('changed'))
+
+
+@pytest.fixture
+def nodes_vars(samba_lab, k8s_lab, winrm_lab):
+    """The variable model with both fake hosts, registered in Kubernetes as the lab's kwok Windows node."""
+    winrm_lab.reset()
+    winrm = winrm_lab.module_args()
+    windows_node = k8s_lab.windows_nodes[0]
+    return {
+        'gmsa_domain': samba_lab.module_args(),
+        'gmsa_cluster': {'kubeconfig': k8s_lab.kubeconfig},
+        'gmsa_nodes': {'host_group': 'NodesRoleHosts', 'winrm': winrm,
+                       'node_names': {entry: windows_node for entry in winrm['hosts']}},
+        'gmsa_accounts': [],
+    }
+
+
+@pytest.fixture
+def gmsa_pod(k8s_lab):
+    """A running pod on the Windows node that names a credential spec (must be recreated after the fix)."""
+    from kubernetes import client
+    from kubernetes.client.rest import ApiException
+
+    core = client.CoreV1Api(k8s_lab.api_client())
+    body = {'metadata': {'name': POD},
+            'spec': {'nodeName': k8s_lab.windows_nodes[0],
+                     'securityContext': {'windowsOptions': {'gmsaCredentialSpecName': 'gmsa-nodes-role'}},
+                     'tolerations': [{'operator': 'Exists'}],
+                     'containers': [{'name': 'app', 'image': 'example/app:1'}]}}
+    try:
+        core.create_namespaced_pod(POD_NS, body)
+    except ApiException as exc:
+        if exc.status != 409:
+            raise
+    yield POD
+    core.delete_namespaced_pod(POD, POD_NS, grace_period_seconds=0)
+
+
+def test_check_mode_then_twice(run_playbook, nodes_vars, winrm_lab, gmsa_pod):
+    assert set(_hns(winrm_lab).values()) == {None}
+
+    checked = run_playbook(ROLE, extra_vars=nodes_vars, check=True, diff=True)
+    assert checked.rc == 0, checked
+    assert _task(checked, 'Turn on EnableCompartmentNamespace on the nodes')['changed'], checked
+    assert set(_hns(winrm_lab).values()) == {None}  # check mode wrote nothing
+
+    first = run_playbook(ROLE, extra_vars=nodes_vars)
+    assert first.rc == 0, first
+    registry = _task(first, 'Turn on EnableCompartmentNamespace on the nodes')
+    assert registry['changed'] and [n['changed'] for n in registry['nodes']] == [True, True], first
+    assert _hns(winrm_lab) == {'WIN-NODE1': {'type': 'DWord', 'value': 1}, 'WIN-NODE2': {'type': 'DWord', 'value': 1}}
+    # the gMSA pod on the changed node is reported for recreation (both hosts map to that node)
+    assert {(p['namespace'], p['name']) for p in registry['pods_to_recreate']} == {(POD_NS, gmsa_pod)}, registry
+    report = _task(first, 'Report the gMSA pods that must be recreated to get the fix')
+    assert f'{POD_NS}/{gmsa_pod}' in report['msg'], report
+    preflight = _task(first, 'Check the nodes (read-only)')
+    assert [n['verdict'] for n in preflight['nodes']] == ['pass', 'pass'], preflight
+    checks = {c['name']: c['status'] for c in preflight['nodes'][0]['checks']}
+    assert checks['kubernetes_node'] == 'pass' and checks['domain_membership'] == 'pass', checks
+
+    second = run_playbook(ROLE, extra_vars=nodes_vars)
+    assert second.rc == 0, second
+    assert _changed_tasks(second) == [], second
+
+
+def test_preflight_failure_fails_the_role_with_the_fix(run_playbook, nodes_vars, winrm_lab, k8s_lab):
+    winrm_lab.put_state('WIN-NODE2', {'domain': {'joined': False, 'name': 'WORKGROUP'}})
+    failed = run_playbook(ROLE, extra_vars=nodes_vars)
+    assert failed.rc != 0, failed
+    message = _task(failed, 'Fail when a node cannot run gMSA pods')['msg']
+    assert message.startswith('gmsa_nodes: preflight failed: '), message
+    assert 'domain_membership' in message and 'Add-Computer -DomainName contoso.test' in message, message
+    assert winrm_lab.entry('WIN-NODE1') not in message  # only the failing node is named
+
+    # only reporting
+    report_only = json.loads(json.dumps(nodes_vars))
+    report_only['gmsa_nodes']['preflight_fail'] = False
+    reported = run_playbook(ROLE, extra_vars=report_only)
+    assert reported.rc == 0, reported
+
+    # a node that is not the Windows node of the cluster fails the Node check
+    linux = json.loads(json.dumps(nodes_vars))
+    winrm_lab.put_state('WIN-NODE2', {'domain': {'joined': True, 'name': 'contoso.test'}})
+    linux['gmsa_nodes']['node_names'][winrm_lab.entry('WIN-NODE2')] = k8s_lab.linux_nodes[0]
+    wrong_node = run_playbook(ROLE, extra_vars=linux)
+    assert wrong_node.rc != 0, wrong_node
+    message = _task(wrong_node, 'Fail when a node cannot run gMSA pods')['msg']
+    assert 'kubernetes_node' in message and k8s_lab.linux_nodes[0] in message, message
+
+
+def test_portable_mode_accepts_nodes_outside_the_domain(run_playbook, nodes_vars, winrm_lab):
+    winrm_lab.put_state('WIN-NODE2', {'domain': {'joined': False, 'name': 'WORKGROUP'}})
+    portable = json.loads(json.dumps(nodes_vars))
+    portable['gmsa_nodes'].update(mode='portable', host_account_config={'plugin_guid': '{00000000-0000-0000-0000-000000000001}',
+                                                                        'plugin_input': 'x'})
+    result = run_playbook(ROLE, extra_vars=portable)
+    assert result.rc == 0, result
+    checks = {c['name']: c for c in _task(result, 'Check the nodes (read-only)')['nodes'][1]['checks']}
+    assert checks['domain_membership']['status'] == 'pass' and 'not domain-joined' in checks['domain_membership']['detail']
+
+
+def test_without_winrm_the_nodes_are_left_alone(run_playbook, nodes_vars, winrm_lab):
+    no_winrm = json.loads(json.dumps(nodes_vars))
+    del no_winrm['gmsa_nodes']['winrm'], no_winrm['gmsa_nodes']['node_names']
+    result = run_playbook(ROLE, extra_vars=no_winrm)
+    assert result.rc == 0, result
+    assert 'gmsa_nodes.winrm.hosts is not set' in _task(result, 'Say that the Windows nodes are left alone without a WinRM connection')['msg']
+    assert _changed_tasks(result) == [] and set(_hns(winrm_lab).values()) == {None}
+    assert winrm_lab.journal() == [], 'a command reached the nodes'
+
+
+def test_bad_variables_fail_before_anything_is_written(run_playbook, nodes_vars, winrm_lab):
+    bad = json.loads(json.dumps(nodes_vars))
+    bad['gmsa_nodes']['node_names'] = {'win-node1.contoso.test': 'kwok-windows-0'}  # not an entry of winrm.hosts
+    result = run_playbook(ROLE, extra_vars=bad)
+    assert result.rc != 0, result
+    message = _task(result, 'Check the variables beyond their types')['msg']
+    assert 'gmsa_nodes.node_names' in message and 'win-node1.contoso.test' in message, message
+    typo = json.loads(json.dumps(nodes_vars))
+    typo['gmsa_nodes']['winrm']['sheme'] = 'http'  # unknown key
+    result = run_playbook(ROLE, extra_vars=typo)
+    assert result.rc != 0 and "Validating arguments against arg spec 'main'" in result.stdout and 'sheme' in result.stdout, result
+    assert set(_hns(winrm_lab).values()) == {None}
