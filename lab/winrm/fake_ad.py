@@ -75,8 +75,8 @@ def ldap_error(command, conn, dn):
     if code == 32:
         return error(command, 'Directory object not found', AD_NS + '.ADIdentityNotFoundException', 'ObjectNotFound')
     if code == 68:
-        message = ('The specified account already exists' if command in ('New-ADServiceAccount', 'New-ADUser',
-                                                                          'New-ADGroup') else
+        accounts = ('New-ADServiceAccount', 'New-ADUser', 'New-ADGroup')
+        message = ('The specified account already exists' if command in accounts else
                    'An attempt was made to add an object to the directory with a name that is already in use')
         return error(command, message, AD_NS + '.ADIdentityAlreadyExistsException', 'ResourceExists')
     if code == 50:
@@ -396,7 +396,8 @@ def fake_ad_test_password(host, data):
 
 def _kds_constants():
     """The RFC 5114 DH group of the collection's kds.py (public constants), read without importing it."""
-    tree = ast.parse(open(os.path.join(HERE, '..', '..', 'plugins', 'module_utils', 'ad', 'kds.py')).read())
+    with open(os.path.join(HERE, '..', '..', 'plugins', 'module_utils', 'ad', 'kds.py'), encoding='utf-8') as handle:
+        tree = ast.parse(handle.read())
     values = {}
     for node in tree.body:
         if isinstance(node, ast.Assign) and getattr(node.targets[0], 'id', None) in ('_DH_P', '_DH_G'):

@@ -78,7 +78,7 @@ options:
     type: str
   discover_data_root:
     description:
-      - When O(data_root) is not given, read C(data-root) from each host's
+      - Instead of O(data_root), read C(data-root) from each host's
         C(C:\ProgramData\docker\config\daemon.json); hosts without the file or the key use C(C:\ProgramData\Docker).
       - A data root given on dockerd's command line (service arguments) is not discovered; give O(data_root).
     type: bool
@@ -393,7 +393,7 @@ def main():
         swarm_file=dict(type='path'),
     )
     kwargs = winrm_module_kwargs()
-    kwargs['mutually_exclusive'] = [('credspec', 'domain'), ('data_root', 'discover_data_root')]
+    kwargs['mutually_exclusive'] = [('credspec', 'domain')]
     kwargs['required_together'] = [('domain', 'account')]
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True, **kwargs)
     params = module.params
@@ -405,6 +405,8 @@ def main():
     problems = [p for p in (name_error('name', name), data_root_error(params['data_root'])) if p]
     if params['swarm_config_name'] is not None and name_error('swarm_config_name', config_name):
         problems.append(name_error('swarm_config_name', config_name))
+    if params['data_root'] and params['discover_data_root']:
+        problems.append('data_root and discover_data_root=true exclude each other: give one of them')
     content = None
     if params['state'] == 'present':
         if params['credspec'] is None and params['domain'] is None:

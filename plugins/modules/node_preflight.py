@@ -54,7 +54,8 @@ options:
     description:
       - The ccg.exe plugins (Container Credential Guard) the nodes need, each V(azure_key_vault) (the Azure Key
         Vault plugin of AKS, C({CCC2A336-D7F3-4818-A213-272B7924213E})), V(aws) (the AWS plugin of ECS/EKS,
-        C({859E1386-BDB4-49E8-85C7-3070B13920E1})) or the CLSID of any other plugin (C({xxxxxxxx-...})).
+        C({859E1386-BDB4-49E8-85C7-3070B13920E1})) or the CLSID of any other plugin (C({xxxxxxxx-...})). The
+        aliases of the C(credential_spec) filter's C(plugin) (C(azure), C(akv), C(aws_secrets_manager)) work too.
       - A plugin counts as registered when its COM class key
         C(HKLM\SYSTEM\CurrentControlSet\Control\CCG\COMClasses\{CLSID}) exists; the check is read-only and
         the module never installs or registers plugins.

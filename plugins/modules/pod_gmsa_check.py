@@ -19,7 +19,7 @@ description:
     means no); C(nslookup.exe <domain>) (DNS, and so the way to the domain controllers);
     C(nltest.exe /query) (the secure channel); with O(sc_reset=true), when the secure channel is down,
     C(nltest.exe /sc_reset:<domain>) and C(nltest.exe /query) again."
-  - Read-only unless O(sc_reset=true) and a reset is needed; RV(changed) is true only when a reset was run.
+  - Read-only unless O(sc_reset=true) and a reset is needed; C(changed) is true only when a reset was run.
     Check mode never resets.
   - Commands are sent as argument lists, never as a shell string; O(domain) is checked to be a DNS name first.
   - The task fails when a pod cannot be checked or, with O(fail_on=problem) (the default), when any pod's

@@ -19,7 +19,8 @@ description:
     characters, upper and lower case letters, digits and symbols), unless O(identity_password) is given. The password
     is only set again when O(update_password=always).
   - Setting a password needs an encrypted session (O(encryption=ldaps) or V(starttls)); the module refuses
-    to send it otherwise.
+    to send it otherwise. With O(backend=winrm) the password reaches C(New-ADUser) / C(Set-ADAccountPassword)
+    as data inside the WinRM session (encrypted by TLS or message encryption), never in script text.
   - The password is never logged and never shown in C(--diff). Where it goes is up to you - either
     O(kubernetes_secret) (the module writes it to a Kubernetes Secret with server-side apply and returns
     nothing secret), or the RV(credentials) return value, only present when this run set a password it

@@ -264,7 +264,7 @@ def test_bad_role_input_fails_names_the_field_and_writes_nothing(samba_lab, k8s_
     api = k8s_lab.api_client()
     uid = secrets.token_hex(4)
     marks = {'uid': uid, 'gmsa': 'none' + uid, 'ns': 'none-' + uid}
-    lab = {'gmsa_domain': {k: v for k, v in samba_lab.module_args().items()},
+    lab = {'gmsa_domain': samba_lab.module_args(),
            'gmsa_cluster': {'kubeconfig': k8s_lab.kubeconfig}}
     baseline = merged(lab, fill(TABLE['role_baseline'], marks))
     resolved = {row['id']: merged(baseline, fill(row['vars'], marks)) for row in ROLE_ROWS}

@@ -39,7 +39,7 @@ def test_bound_elsewhere_bound_and_unbound(run_playbook, k8s_lab):
     try:
         ask = [{'credential_spec': SPEC, 'use_by': [{'namespace': NS, 'service_accounts': ['bound', 'elsewhere', 'nobody']}]},
                {'credential_spec': 'gmsa-other', 'use_by': [{'namespace': NS, 'service_accounts': ['bound']}]}]
-        result = run_playbook(PLAY, extra_vars={'kubeconfig': k8s_lab.kubeconfig, 'ask': ask}, check=True)
+        result = run_playbook(PLAY, extra_vars={'kubeconfig': k8s_lab.kubeconfig, 'ask': ask})
         assert result.rc == 0, result
         access = result.results['access']
         assert not access['changed'] and access['all_allowed'] is False
@@ -48,6 +48,8 @@ def test_bound_elsewhere_bound_and_unbound(run_playbook, k8s_lab):
                            ('gmsa-other', 'bound', False)], access
         assert access['results'][0]['user'] == f'system:serviceaccount:{NS}:bound'
         assert 'RoleBinding' in access['results'][0]['reason'] and 'ClusterRoleBinding' in access['results'][1]['reason'], access
+        checked = run_playbook(PLAY, extra_vars={'kubeconfig': k8s_lab.kubeconfig, 'ask': ask}, check=True)
+        assert checked.rc == 0 and checked.results['access']['results'] == access['results'], checked  # same answers
     finally:
         rbac.delete_cluster_role_binding('access-test-cluster-wide')
 

@@ -170,6 +170,8 @@ def test_bad_names_and_data_roots_fail_before_anything_is_written(run_playbook, 
         assert result.rc != 0 and 'data_root: ' in task['msg'], (root, result)
     result, task = run(run_playbook, lab, {'name': 'x', 'credspec': {'CmsPlugins': ['ActiveDirectory']}})
     assert result.rc != 0 and 'credspec: ActiveDirectoryConfig is missing' in task['msg'], result
+    result, task = run(run_playbook, lab, spec_args(data_root='D:\\d', discover_data_root=True))
+    assert result.rc != 0 and 'exclude each other' in task['msg'], result
     result, task = run(run_playbook, lab, {'name': 'x'})
     assert result.rc != 0 and 'give credspec, or domain and account' in task['msg'], result
     result, task = run(run_playbook, lab, {'name': 'x', 'domain': dict(DOMAIN, domain_sid='S-1-5-18'),
@@ -342,7 +344,8 @@ def _role_vars(samba_lab, lab, tmp_path, targets, cluster=None):
         'gmsa_accounts': [{'name': 'DockerApp1'}, {'name': 'DockerBatch', 'credential_spec': 'docker-batch',
                                                    'additional_accounts': ['DockerApp1']}],
         'gmsa_credspecs_targets': targets,
-        'gmsa_docker': dict(lab.module_args(), swarm_output_dir=str(tmp_path / 'swarm'), data_root='D:\\docker'),
+        'gmsa_docker': dict(lab.module_args(), swarm_output_dir=str(tmp_path / 'swarm'), data_root='D:\\docker',
+                            discover_data_root=False),
     }
 
 

@@ -12,6 +12,7 @@ import json
 import pytest
 
 HNS_KEY = 'HKEY_LOCAL_MACHINE\\SYSTEM\\CurrentControlSet\\Services\\hns\\State'
+CCG_KEY = 'HKEY_LOCAL_MACHINE\\SYSTEM\\CurrentControlSet\\Control\\CCG\\COMClasses'
 ROLE = '- hosts: localhost\n  gather_facts: false\n  roles: [winkube.gmsa.gmsa_nodes]\n'
 POD_NS = 'kube-system'  # outside the admission webhook's scope, so the pod needs no credential spec to exist
 POD = 'nodes-role-gmsa-pod'
@@ -125,15 +126,25 @@ def test_preflight_failure_fails_the_role_with_the_fix(run_playbook, nodes_vars,
     assert 'kubernetes_node' in message and k8s_lab.linux_nodes[0] in message, message
 
 
-def test_portable_mode_accepts_nodes_outside_the_domain(run_playbook, nodes_vars, winrm_lab):
-    winrm_lab.put_state('WIN-NODE2', {'domain': {'joined': False, 'name': 'WORKGROUP'}})
+def test_portable_mode_checks_the_ccg_plugin_and_accepts_nodes_outside_the_domain(run_playbook, nodes_vars, winrm_lab):
+    guid = '{CCC2A336-D7F3-4818-A213-272B7924213E}'  # the Azure Key Vault ccg plugin
     portable = json.loads(json.dumps(nodes_vars))
-    portable['gmsa_nodes'].update(mode='portable', host_account_config={'plugin_guid': '{00000000-0000-0000-0000-000000000001}',
-                                                                        'plugin_input': 'x'})
+    portable['gmsa_nodes'].update(mode='portable', host_account_config={
+        'plugin': 'azure_key_vault', 'object_id': '11111111-2222-3333-4444-555555555555',
+        'secret_uri': 'https://kv1.vault.azure.net/secrets/gmsa-user'})
+    winrm_lab.put_state('WIN-NODE1', {'registry': {f'{CCG_KEY}\\{guid}': {}}})
+    winrm_lab.put_state('WIN-NODE2', {'domain': {'joined': False, 'name': 'WORKGROUP'}})  # and without the plugin
+    result = run_playbook(ROLE, extra_vars=portable)
+    assert result.rc != 0, result
+    message = _task(result, 'Fail when a node cannot run gMSA pods')['msg']
+    assert 'ccg_plugin' in message and guid in message and winrm_lab.entry('WIN-NODE1') not in message, message
+
+    winrm_lab.put_state('WIN-NODE2', {'registry': {f'{CCG_KEY}\\{guid}': {}}})
     result = run_playbook(ROLE, extra_vars=portable)
     assert result.rc == 0, result
     checks = {c['name']: c for c in _task(result, 'Check the nodes (read-only)')['nodes'][1]['checks']}
     assert checks['domain_membership']['status'] == 'pass' and 'not domain-joined' in checks['domain_membership']['detail']
+    assert checks['ccg_plugin']['status'] == 'pass', checks
 
 
 def test_without_winrm_the_nodes_are_left_alone(run_playbook, nodes_vars, winrm_lab):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -298,6 +299,33 @@ def test_validate_checks_the_portable_path(run_playbook, lab_vars, samba_lab):
             conn.delete(entry.entry_dn)
 
 
+def test_validate_checks_the_nodes_over_winrm(run_playbook, lab_vars, winrm_lab, k8s_lab):
+    """With gmsa_nodes.winrm, gmsa_validate runs gmsa_nodes in check mode: a node without the registry fix and a
+    node failing preflight show up in every gMSA's diagnosis, and nothing is written; site.yml then fixes it."""
+    hns = 'HKEY_LOCAL_MACHINE\\SYSTEM\\CurrentControlSet\\Services\\hns\\State'
+    winrm_lab.reset()
+    winrm = winrm_lab.module_args()
+    with_nodes = json.loads(json.dumps(lab_vars))
+    with_nodes['gmsa_nodes'].update(winrm=winrm, node_names={entry: k8s_lab.windows_nodes[0] for entry in winrm['hosts']})
+    winrm_lab.put_state('WIN-NODE2', {'domain': {'joined': False, 'name': 'WORKGROUP'}})
+    play = '- hosts: localhost\n  gather_facts: false\n  roles: [winkube.gmsa.gmsa_validate]\n'
+    result = run_playbook(play, extra_vars=dict(with_nodes, gmsa_validate_fail=False))
+    assert result.rc == 0, result
+    for entry in _report(result):
+        problems = ' | '.join(entry['problems'])
+        assert not entry['ok'], entry
+        assert 'EnableCompartmentNamespace is not 1 on %s, %s' % tuple(winrm['hosts']) in problems, problems
+        assert 'gmsa_nodes: preflight failed: %s' % winrm['hosts'][1] in problems and 'Add-Computer' in problems, problems
+        assert entry['next_step'] == 'run the gmsa_nodes role, then recreate the gMSA pods on those nodes', entry
+    assert [h['registry'].get(hns) for h in winrm_lab.state().values()] == [None, None]  # check mode only
+
+    winrm_lab.put_state('WIN-NODE2', {'domain': {'joined': True, 'name': 'contoso.test'}})
+    fixed = run_playbook(SITE, extra_vars=with_nodes)
+    assert fixed.rc == 0, fixed
+    assert [r['ok'] for r in _report(fixed)] == [True, True], _report(fixed)
+    assert [h['registry'][hns]['EnableCompartmentNamespace']['value'] for h in winrm_lab.state().values()] == [1, 1]
+
+
 def _delete_foreign_credential_specs(k8s_lab):
     """Credential specs other test modules left in the shared lab: the crd module rightly refuses to remove
     the CRD while any exist, and this test is about a cluster that holds only this inventory's."""
@@ -327,10 +355,14 @@ def test_remove_takes_everything_out_but_the_kds_root_key(run_playbook, lab_vars
 
 @pytest.mark.skipif(os.environ.get('WINKUBE_MOLECULE') != '1' or not shutil.which('molecule', path=str(Path(sys.executable).parent)),
                     reason='set WINKUBE_MOLECULE=1 to run `molecule test` (about 1-2 minutes on the running lab)')
-def test_molecule(ansible_env, lab_vars, k8s_lab):
+def test_molecule(ansible_env, lab_vars, k8s_lab, winrm_lab):
+    winrm_lab.reset()  # the scenario's gmsa_nodes starts from nodes without EnableCompartmentNamespace
     env = dict(ansible_env, WINKUBE_LAB_STATE=str(Path(k8s_lab.state_dir).parent),
                PATH=str(Path(sys.executable).parent) + os.pathsep + os.environ.get('PATH', ''))
     env.pop('ANSIBLE_STDOUT_CALLBACK', None)
     proc = subprocess.run([str(Path(sys.executable).parent / 'molecule'), 'test'], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=900, check=False)
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-4000:]
+    # gmsa_nodes ran against the WinRM endpoint (not skipped for want of a connection), and verify read it back
+    assert re.search(r'TASK \[Every node has EnableCompartmentNamespace = 1\][^\n]*\n\s*ok: \[localhost\]', proc.stdout), \
+        proc.stdout[-6000:]

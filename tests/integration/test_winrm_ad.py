@@ -170,8 +170,8 @@ def test_gmsa_create_check_diff_idempotent_and_cross_backend(ad):
         assert ad.run('gmsa', backend='ldap', **args)['changed'] is False
 
         # a change made over LDAP is undone over WinRM (modify: Set-ADServiceAccount), then both agree
-        changed_ldap = ad.run('gmsa', backend='ldap', **dict(args, description='changed over ldap',
-                                                            service_principal_names={'add': ['HTTP/x' + name]}))
+        drift = dict(args, description='changed over ldap', service_principal_names={'add': ['HTTP/x' + name]})
+        changed_ldap = ad.run('gmsa', backend='ldap', **drift)
         assert changed_ldap['changed'] is True
         ad.winrm.reset()
         ad.winrm.put_state(ad.host, {'ad': ad.ad_state()})

@@ -237,9 +237,9 @@ class WinRMDirectory(Directory):
             if search_scope != 'Base':
                 raise ADError('the RootDSE can only be read with scope base')
             return [self.root_dse]
-        result = self.call(ad_scripts.AD_SEARCH, {'base': base, 'filter': ldap_filter, 'scope': search_scope,
-                                                   'attributes': list(attributes or []),
-                                                   'size_limit': int(size_limit or 0)}, 'search', base)
+        data = {'base': base, 'filter': ldap_filter, 'scope': search_scope, 'attributes': list(attributes or []),
+                'size_limit': int(size_limit or 0)}
+        result = self.call(ad_scripts.AD_SEARCH, data, 'search', base)
         entries = []
         for item in (result or {}).get('objects') or []:
             entry = to_entry(item.get('dn'), item.get('attributes'))

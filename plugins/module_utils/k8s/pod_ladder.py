@@ -287,7 +287,7 @@ def exec_in_pod(core_api, namespace, pod, container, argv, timeout):
     except ApiException as exc:
         return {'stdout': '', 'stderr': '', 'exit_code': None,
                 'error': 'exec refused (HTTP %s): %s' % (exc.status, (exc.body or exc.reason or '')[:500])}
-    except Exception as exc:  # websocket handshake, TLS, connection errors
+    except Exception as exc:  # pylint: disable=broad-except  # websocket handshake, TLS, connection errors
         return {'stdout': '', 'stderr': '', 'exit_code': None, 'error': 'exec failed: %s' % exc}
     stdout, stderr = [], []
     try:

@@ -246,5 +246,5 @@ else { $id = Add-KdsRootKey -EffectiveTime ([datetime]::FromFileTimeUtc([int64]:
 @{ id = [string]$id }
 """)
 
-AD_SCRIPTS = dict((script.name, script) for script in (AD_FACTS, AD_SEARCH, AD_NEW, AD_SET, AD_REMOVE,
-                                                         AD_TEST_PASSWORD, AD_KDS_KEYS, AD_KDS_ADD))
+AD_SCRIPTS = dict((script.name, script) for script in (
+    AD_FACTS, AD_SEARCH, AD_NEW, AD_SET, AD_REMOVE, AD_TEST_PASSWORD, AD_KDS_KEYS, AD_KDS_ADD))

@@ -16,6 +16,7 @@ import uuid
 from ansible_collections.winkube.gmsa.plugins.module_utils.models.credential_spec import (
     AWS_SECRETS_MANAGER_PLUGIN_GUID,
     AZURE_KEY_VAULT_PLUGIN_GUID,
+    PLUGIN_ALIASES,
 )
 
 PASS, WARN, FAIL, SKIP = 'pass', 'warn', 'fail', 'skip'
@@ -201,10 +202,11 @@ CCG_FIXES = {
 
 
 def ccg_plugin_guid(value):
-    """'{GUID}' (upper case, braces) from azure_key_vault, aws or a GUID; ValueError otherwise."""
+    """'{GUID}' (upper case, braces) from azure_key_vault, aws (or the credential_spec filter's aliases of them)
+    or a GUID; ValueError otherwise."""
     text = str(value or '').strip()
-    if text.lower() in CCG_PLUGINS:
-        return CCG_PLUGINS[text.lower()]
+    if text.lower() in PLUGIN_ALIASES:
+        return CCG_PLUGINS[PLUGIN_ALIASES[text.lower()]]
     if not re.match(r'^\{?[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}\}?$', text) \
             or text.startswith('{') != text.endswith('}'):
         raise ValueError('ccg_plugins: %r is neither azure_key_vault, aws nor a plugin CLSID like '

@@ -17,13 +17,13 @@ def facts(classes=None, key=True, plugins=None, ccg_exe=True):
 
 
 @pytest.mark.parametrize('value, guid', [
-    ('azure_key_vault', AKV), ('AWS', AWS), (CUSTOM.lower(), CUSTOM), (CUSTOM.strip('{}'), CUSTOM),
+    ('azure_key_vault', AKV), ('AWS', AWS), ('akv', AKV), ('aws_secrets_manager', AWS), (CUSTOM.lower(), CUSTOM), (CUSTOM.strip('{}'), CUSTOM),
 ])
 def test_plugin_names_and_guids(value, guid):
     assert preflight.ccg_plugin_guid(value) == guid
 
 
-@pytest.mark.parametrize('value', ['azure', '{CCC2A336-D7F3-4818-A213-272B7924213E', 'x' * 36, '',
+@pytest.mark.parametrize('value', ['gcp', '{CCC2A336-D7F3-4818-A213-272B7924213E', 'x' * 36, '',
                                    AKV + '; Remove-Item C:\\', '{CCC2A336-D7F3-4818-A213-272B7924213E}\\..'])
 def test_bad_plugin_values_name_the_option(value):
     with pytest.raises(ValueError, match='ccg_plugins'):
