@@ -19,12 +19,20 @@ mkdir -p "$STATE"/{pki,pids,logs,etcd}
 chmod 700 "$STATE" "$STATE/etcd"
 PKI=$STATE/pki
 
-free_ports() { # N free TCP ports on 127.0.0.1
+# N free TCP ports on 127.0.0.1, below 49152: Samba's RPC server takes its dynamic ports from 49152 up, so a
+# Kubernetes lab started first must not hold them.
+free_ports() {
     python3 - "$1" <<'PY'
-import socket, sys
+import random, socket, sys
 socks = []
-for _ in range(int(sys.argv[1])):
-    s = socket.socket(); s.bind(('127.0.0.1', 0)); socks.append(s)
+while len(socks) < int(sys.argv[1]):
+    s = socket.socket()
+    try:
+        s.bind(('127.0.0.1', random.randint(20000, 32000)))
+    except OSError:
+        s.close()
+        continue
+    socks.append(s)
 print(' '.join(str(s.getsockname()[1]) for s in socks))
 PY
 }

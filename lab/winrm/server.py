@@ -708,6 +708,16 @@ def make_certs(directory):
                                                                  serialization.NoEncryption()), private=True)
 
 
+def listen(make_server):
+    """A server on a free port of 127.0.0.1 below 49152, where Samba's RPC server takes its dynamic ports."""
+    import random
+    while True:
+        try:
+            return make_server(('127.0.0.1', random.randint(20000, 32000)))
+        except OSError:
+            continue
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--state-dir', required=True)
@@ -742,12 +752,12 @@ def main(argv=None):
         cert_der = ssl.PEM_cert_to_DER_cert(handle.read().decode())
     servers, hosts = [], {}
     for name in names:
-        https = LabHTTPServer(('127.0.0.1', 0), WsmanHandler, lab, name, tls=context, cert_der=cert_der)
-        plain = LabHTTPServer(('127.0.0.1', 0), WsmanHandler, lab, name)
+        https = listen(lambda address: LabHTTPServer(address, WsmanHandler, lab, name, tls=context, cert_der=cert_der))
+        plain = listen(lambda address: LabHTTPServer(address, WsmanHandler, lab, name))
         servers += [https, plain]
         hosts[name] = {'https_port': https.server_address[1], 'http_port': plain.server_address[1]}
     token = secrets.token_hex(16)
-    control = ControlServer(('127.0.0.1', 0), lab, token)
+    control = listen(lambda address: ControlServer(address, lab, token))
     servers.append(control)
     for server in servers:
         threading.Thread(target=server.serve_forever, daemon=True, name='serve-%d' % server.server_address[1]).start()
