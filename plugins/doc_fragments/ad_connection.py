@@ -35,7 +35,7 @@ options:
     type: str
   port:
     description:
-      - TCP port of the LDAP service.
+      - TCP port of the LDAP service (O(backend=ldap) only).
       - Defaults to V(636) with O(encryption=ldaps) and V(389) otherwise.
     type: int
   encryption:
@@ -63,7 +63,7 @@ options:
     default: simple
   username:
     description:
-      - Account to bind as. Required unless O(auth_method=kerberos).
+      - Account to bind as (O(backend=ldap) only). Required unless O(auth_method=kerberos).
       - Can also be set with the E(GMSA_AD_USERNAME) environment variable.
     type: str
   password:

@@ -12,7 +12,8 @@ short_description: Manage group Managed Service Accounts (gMSAs) in Active Direc
 version_added: 0.1.0
 description:
   - Creates, updates and removes one gMSA (O(name)) or several in one call (O(accounts)).
-  - Talks LDAP directly to a domain controller, so it runs on the controller without a Windows host.
+  - Talks LDAP directly to a domain controller, so it runs on the controller without a Windows host; with
+    O(backend=winrm) it runs the ActiveDirectory cmdlets on a Windows host over WinRM instead.
   - Reads every requested gMSA with one LDAP search, resolves every principal with one more search and
     checks new service principal names against the whole domain with one search, all before anything
     is written. Each account is then created with one LDAP add or updated with one LDAP modify, so a

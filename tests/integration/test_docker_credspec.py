@@ -250,10 +250,7 @@ def _wait_for(predicate, timeout=30, what='condition'):
 
 @pytest.mark.parametrize('scope', [
     HOSTILE_SCOPE.replace('🚀', ''),
-    pytest.param(HOSTILE_SCOPE, marks=pytest.mark.xfail(strict=True, reason=(
-        'known bug outside this feature: plugins/module_utils/k8s/client.py sends the apply body as json.dumps '
-        'with ensure_ascii=True, so a non-BMP character becomes a surrogate-pair escape that the API server\'s '
-        'YAML decoder refuses ("found invalid Unicode character escape code")'))),
+    HOSTILE_SCOPE,
 ], ids=['bmp', 'non-bmp'])
 def test_one_model_two_outputs_docker_file_equals_what_kubernetes_pods_get(
         run_playbook, lab, k8s_lab, gmsa_webhook, scope):

@@ -84,6 +84,7 @@ def test_check_mode_then_twice(run_playbook, nodes_vars, winrm_lab, gmsa_pod):
 
     first = run_playbook(ROLE, extra_vars=nodes_vars)
     assert first.rc == 0, first
+    assert _task(first, 'Say that the Windows nodes are left alone without a WinRM connection').get('skipped'), first
     registry = _task(first, 'Turn on EnableCompartmentNamespace on the nodes')
     assert registry['changed'] and [n['changed'] for n in registry['nodes']] == [True, True], first
     assert _hns(winrm_lab) == {'WIN-NODE1': {'type': 'DWord', 'value': 1}, 'WIN-NODE2': {'type': 'DWord', 'value': 1}}

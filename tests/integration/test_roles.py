@@ -364,5 +364,5 @@ def test_molecule(ansible_env, lab_vars, k8s_lab, winrm_lab):
                           capture_output=True, text=True, timeout=900, check=False)
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-4000:]
     # gmsa_nodes ran against the WinRM endpoint (not skipped for want of a connection), and verify read it back
-    assert re.search(r'TASK \[Every node has EnableCompartmentNamespace = 1\][^\n]*\n\s*ok: \[localhost\]', proc.stdout), \
-        proc.stdout[-6000:]
+    output = re.sub(r'\x1b\[[0-9;]*m', '', proc.stdout + proc.stderr)  # molecule logs to stderr, maybe in colour
+    assert re.search(r'TASK \[Every node has EnableCompartmentNamespace = 1\][^\n]*\n\s*ok: \[localhost\]', output), output[-8000:]

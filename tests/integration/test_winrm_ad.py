@@ -382,3 +382,40 @@ def test_conflicting_options_name_the_option(ad):
     two = ad.run('domain_info', winrm=dict(ad.module_args()['winrm'], hosts=['a', 'b']))
     assert two.get('failed') is True and 'one host' in two['msg'], two['msg']
     assert ad.journal() == []  # refused before any command
+
+
+ROLE_PLAY = """
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: Run the gmsa_ad role
+      ansible.builtin.include_role:
+        name: winkube.gmsa.gmsa_ad
+"""
+
+
+def test_gmsa_ad_role_passes_the_backend_through(ad, run_playbook):
+    group, gmsa, computer = 'rg' + uid(), 'rw' + uid(), 'RC' + uid()
+    conn = ad.samba.ldap()
+    computer_dn = 'CN=%s,CN=Computers,%s' % (computer, ad.samba.base_dn)
+    conn.add(computer_dn, ['top', 'person', 'organizationalPerson', 'user', 'computer'],
+             {'sAMAccountName': computer + '$', 'userAccountControl': '4096'})
+    conn.unbind()
+    domain = dict(ad.module_args(), kds_root_key={'manage': True, 'lab_mode': True})
+    extra = {'gmsa_domain': domain, 'gmsa_nodes': {'host_group': group, 'computers': [computer + '$']},
+             'gmsa_accounts': [{'name': gmsa, 'description': HOSTILE}]}
+    try:
+        first = run_playbook(ROLE_PLAY, extra_vars=extra)
+        assert first.rc == 0, first
+        assert ad.winrm.password not in first.stdout + first.stderr
+        names = set(scripts_run(ad))
+        assert {'ad_facts', 'ad_kds_keys', 'ad_new'} <= names  # the modules ran over WinRM
+        entry = ldap_read(ad, '(sAMAccountName=%s$)' % gmsa, ['description', 'msDS-GroupMSAMembership'])[0]
+        assert text(entry, 'description') == [HOSTILE] and entry['raw_attributes']['msDS-GroupMSAMembership']
+        assert len(ldap_read(ad, '(sAMAccountName=%s)' % group, ['cn'])) == 1
+        second = run_playbook(ROLE_PLAY, extra_vars=extra)
+        assert second.rc == 0 and not second.changed, second
+    finally:
+        ad.run('gmsa', backend='ldap', name=gmsa, state='absent')
+        found = ldap_read(ad, '(sAMAccountName=%s)' % group, ['cn'])
+        ldap_delete(ad, computer_dn, *[e['dn'] for e in found])

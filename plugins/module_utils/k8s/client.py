@@ -45,6 +45,18 @@ except ImportError:  # pragma: no cover
     HAS_YAML = False
 
 
+
+# Characters a JSON body keeps as \uXXXX escapes: those YAML (server-side apply bodies are decoded as YAML)
+# reads as line breaks or does not allow, and lone surrogates.
+_YAML_UNSAFE = re.compile('[\x7f-\x9f\u2028\u2029\ud800-\udfff\ufffe\uffff]')
+
+
+def json_body(body):
+    """UTF-8 JSON for a request body. Not ASCII-escaped, because the API server's YAML decoder refuses the
+    surrogate-pair escapes json.dumps writes for characters outside the BMP; the YAML-unsafe ones stay escaped."""
+    text = json.dumps(body, ensure_ascii=False)
+    return _YAML_UNSAFE.sub(lambda match: '\\u%04x' % ord(match.group()), text).encode('utf-8')
+
 class K8sError(Exception):
     """An error worth showing to the user as it is."""
 
@@ -264,7 +276,7 @@ class Transport(object):
             url += '?' + urlencode([(k, v) for k, v in query.items() if v is not None])
         data = None
         if body is not None:
-            data = json.dumps(body).encode('utf-8')
+            data = json_body(body)
             content_type = content_type or 'application/json'
 
         def attempt():

@@ -79,3 +79,16 @@ def test_host_and_token_without_kubeconfig(monkeypatch, tmp_path):
     cfg = build_configuration({'host': 'https://10.0.0.1:6443/', 'api_key': 't', 'validate_certs': False})
     assert cfg.host == 'https://10.0.0.1:6443' and cfg.verify_ssl is False
     assert bearer_token(cfg) == 'Bearer t'
+
+
+def test_json_body_keeps_non_bmp_raw_and_escapes_what_yaml_reads_as_line_breaks():
+    import json
+
+    from ansible_collections.winkube.gmsa.plugins.module_utils.k8s.client import json_body
+
+    value = {'scope': 'a\u2028b\u2029c\x85d\x7fe\U0001F680f\u00e9'}
+    raw = json_body(value)
+    assert json.loads(raw.decode('utf-8')) == value
+    assert b'\\u2028' in raw and b'\\u2029' in raw and b'\\u0085' in raw and b'\\u007f' in raw
+    assert '\U0001F680\u00e9'.encode('utf-8') in raw  # no surrogate-pair escape: the API server refuses those
+    assert b'\\ud83d' not in raw
