@@ -365,4 +365,6 @@ def test_molecule(ansible_env, lab_vars, k8s_lab, winrm_lab):
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-4000:]
     # gmsa_nodes ran against the WinRM endpoint (not skipped for want of a connection), and verify read it back
     output = re.sub(r'\x1b\[[0-9;]*m', '', proc.stdout + proc.stderr)  # molecule logs to stderr, maybe in colour
-    assert re.search(r'TASK \[Every node has EnableCompartmentNamespace = 1\][^\n]*\n\s*ok: \[localhost\]', output), output[-8000:]
+    # (molecule frames and wraps the lines: the task's result is within the next few lines)
+    assert re.search(r'TASK \[Every node has EnableCompartmentNamespace = 1\](?:[^\n]*\n){1,4}?[^\n]*ok: \[localhost\]', output), \
+        output[-8000:]
