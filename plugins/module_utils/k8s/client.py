@@ -45,7 +45,6 @@ except ImportError:  # pragma: no cover
     HAS_YAML = False
 
 
-
 # Characters a JSON body keeps as \uXXXX escapes: those YAML (server-side apply bodies are decoded as YAML)
 # reads as line breaks or does not allow, and lone surrogates.
 _YAML_UNSAFE = re.compile('[\x7f-\x9f\u2028\u2029\ud800-\udfff\ufffe\uffff]')
@@ -56,6 +55,7 @@ def json_body(body):
     surrogate-pair escapes json.dumps writes for characters outside the BMP; the YAML-unsafe ones stay escaped."""
     text = json.dumps(body, ensure_ascii=False)
     return _YAML_UNSAFE.sub(lambda match: '\\u%04x' % ord(match.group()), text).encode('utf-8')
+
 
 class K8sError(Exception):
     """An error worth showing to the user as it is."""
