@@ -144,3 +144,55 @@ def gmsa_webhook(k8s_lab):
         )
     finally:
         subprocess.run([str(K8S_DIR / 'stop-webhook.sh')], env=env, capture_output=True, check=False, timeout=60)
+
+
+# The gMSA webhook's name in every configuration the collection writes (plugins/module_utils/models/webhook.py).
+GMSA_WEBHOOK_NAME = 'admission-webhook.windows-gmsa.sigs.k8s.io'
+
+
+def park_gmsa_webhooks(api_client, keep=()):
+    """Delete every mutating/validating webhook configuration carrying the gMSA webhook (except those named in
+    ``keep``) and return them for :func:`restore_gmsa_webhooks`.
+
+    Configurations left by earlier tests stay active for the whole session: one that trusts a CA the lab
+    webhook no longer serves fails every Windows pod, and a working one refuses pods naming credential specs
+    that do not exist. Tests that create such pods, or restart the webhook with other certificates, park them.
+    """
+    from kubernetes import client
+
+    adm = client.AdmissionregistrationV1Api(api_client)
+    parked = []
+    for kind in ('mutating', 'validating'):
+        for item in getattr(adm, 'list_%s_webhook_configuration' % kind)().items:
+            if item.metadata.name in keep or not any(h.name == GMSA_WEBHOOK_NAME for h in item.webhooks or []):
+                continue
+            body = api_client.sanitize_for_serialization(item)
+            body['metadata'] = {'name': item.metadata.name, 'labels': item.metadata.labels or {}}
+            getattr(adm, 'delete_%s_webhook_configuration' % kind)(item.metadata.name)
+            parked.append((kind, body))
+    return parked
+
+
+def restore_gmsa_webhooks(api_client, parked):
+    """Create the configurations :func:`park_gmsa_webhooks` removed again (unless one exists by now)."""
+    from kubernetes import client
+    from kubernetes.client.rest import ApiException
+
+    adm = client.AdmissionregistrationV1Api(api_client)
+    for kind, body in parked:
+        try:
+            getattr(adm, 'create_%s_webhook_configuration' % kind)(body)
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+
+
+@pytest.fixture(scope='module')
+def without_gmsa_webhooks(k8s_lab):
+    """No gMSA admission webhook configuration while this test module runs; restored afterwards."""
+    api_client = k8s_lab.api_client()
+    parked = park_gmsa_webhooks(api_client)
+    try:
+        yield
+    finally:
+        restore_gmsa_webhooks(api_client, parked)

@@ -302,7 +302,15 @@ def test_one_model_two_outputs_docker_file_equals_what_kubernetes_pods_get(
             return None
         return created.spec.security_context.windows_options.gmsa_credential_spec
 
-    from_kubernetes = _wait_for(admitted, what='the webhook to fill gmsaCredentialSpec')
+    try:
+        from_kubernetes = _wait_for(admitted, what='the webhook to fill gmsaCredentialSpec')
+    finally:  # the configuration would stay active for the rest of the session's tests
+        adm = client.AdmissionregistrationV1Api(api)
+        for kind in ('mutating', 'validating'):
+            try:
+                getattr(adm, 'delete_%s_webhook_configuration' % kind)(hook['name'])
+            except ApiException as exc:
+                assert exc.status == 404
     assert from_kubernetes.encode('utf-8') == written
 
 

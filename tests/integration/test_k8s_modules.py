@@ -19,6 +19,7 @@ import pytest
 kubernetes = pytest.importorskip('kubernetes')
 from kubernetes import client  # noqa: E402
 from kubernetes.client.rest import ApiException  # noqa: E402
+from fixtures_k8s import park_gmsa_webhooks, restore_gmsa_webhooks  # noqa: E402
 
 x509 = pytest.importorskip('cryptography.x509')
 
@@ -563,15 +564,8 @@ def test_forced_rotation_keeps_admission_working(run, api, gmsa_webhook, tmp_pat
     """Self-signed certificates on the URL webhook; the lab process is restarted with what the Secret holds,
     which is what a rollout does for the in-cluster Deployment."""
     core = setup_admission(run, api, gmsa_webhook)
-    adm = client.AdmissionregistrationV1Api(api)
-    saved = []  # the smoke test's own configurations trust only the lab CA: park them during the test
-    for kind in ('mutating', 'validating'):
-        try:
-            obj = getattr(adm, f'read_{kind}_webhook_configuration')('winkube-lab-gmsa')
-            saved.append((kind, api.sanitize_for_serialization(obj)))
-            getattr(adm, f'delete_{kind}_webhook_configuration')('winkube-lab-gmsa')
-        except ApiException:
-            pass
+    # Configurations of earlier tests trust only the lab CA: park them while the webhook serves other certificates.
+    saved = park_gmsa_webhooks(api, keep=(HOOK,))
     secret_name, names = f'{HOOK}-tls', []
 
     def serve_secret(label):
@@ -620,9 +614,7 @@ def test_forced_rotation_keeps_admission_working(run, api, gmsa_webhook, tmp_pat
         _restart_webhook(gmsa_webhook)
         run(URL_HOOK_TASK, {'webhook_url': gmsa_webhook.url, 'mode': 'external',
                             'ca_bundle': Path(gmsa_webhook.ca_bundle).read_text()})
-        for kind, body in saved:
-            body['metadata'] = {'name': body['metadata']['name']}
-            getattr(adm, f'create_{kind}_webhook_configuration')(body)
+        restore_gmsa_webhooks(api, saved)
     assert all(json.loads(n) == CREDSPEC for n in names)
 
 

@@ -60,7 +60,7 @@ def pod_manifest(name, container, credspec):
 
 
 @pytest.fixture(scope='module')
-def core(k8s_lab):
+def core(k8s_lab, without_gmsa_webhooks):
     api = client.CoreV1Api(k8s_lab.api_client())
     try:
         api.create_namespace({'apiVersion': 'v1', 'kind': 'Namespace', 'metadata': {'name': NS}})
