@@ -91,7 +91,7 @@ def lab_vars(samba_lab, k8s_lab, gmsa_webhook):
              'workloads': [{'namespace': NS, 'kind': 'Deployment', 'name': 'iis', 'container': 'iis'}]},
             {'name': 'RolesBatch', 'credential_spec': 'roles-batch', 'spns': ['HTTP/rolesbatch.contoso.test'],
              'use_by': [{'namespace': NS2, 'service_accounts': ['batch']}],
-             'workloads': [{'namespace': NS2, 'name': 'batch'}]},
+             'workloads': [{'namespace': NS2, 'name': 'batch', 'netlogon_restart_hook': True}]},
         ],
     }
 
@@ -142,6 +142,8 @@ def _k8s_state(k8s_lab):
     batch = apps.read_namespaced_deployment('batch', NS2).spec.template.spec
     state['batch'] = batch.security_context.windows_options.gmsa_credential_spec_name \
         if batch.security_context and batch.security_context.windows_options else None
+    hook = batch.containers[0].lifecycle.post_start if batch.containers[0].lifecycle else None
+    state['batch_netlogon_hook'] = bool(hook and 'netlogon' in ' '.join(hook._exec.command))
     return state
 
 
@@ -187,6 +189,7 @@ def test_site_twice(run_playbook, lab_vars, samba_lab, k8s_lab):
     assert k8s['roles'] == ['winkube-gmsa-use-gmsa-rolesapp1', 'winkube-gmsa-use-roles-batch']
     assert k8s['bindings'] == [f'{NS2}/winkube-gmsa-use-roles-batch', f'{NS}/winkube-gmsa-use-gmsa-rolesapp1']
     assert (k8s['iis'], k8s['batch']) == ('gmsa-rolesapp1', 'roles-batch')
+    assert k8s['batch_netlogon_hook'] is True
     report = _report(second)
     assert [r['ok'] for r in report] == [True, True], report
     # the API server's answer for every listed service account (LocalSubjectAccessReview, as the webhook asks)
@@ -348,6 +351,7 @@ def test_remove_takes_everything_out_but_the_kds_root_key(run_playbook, lab_vars
     k8s = _k8s_state(k8s_lab)
     assert 'gmsa-rolesapp1' not in k8s and 'roles-batch' not in k8s
     assert k8s['roles'] == [] and k8s['bindings'] == [] and (k8s['iis'], k8s['batch']) == (None, None)
+    assert k8s['batch_netlogon_hook'] is False
     second = run_playbook(REMOVE, extra_vars=lab_vars)
     assert second.rc == 0, second
     assert _changed_tasks(second) == [], second
