@@ -34,12 +34,20 @@ find_python() {
 # ensure_venv NAME PYTHON CORE [EXTRA_REQUIREMENTS...]: a cached venv with ansible-core==CORE plus the
 # collection's and the tests' requirements; rebuilt only when a requirement file changes.
 ensure_venv() {
-  local python=$2 core=$3 venv="$WINKUBE_GMSA_CACHE/venv-$1" stamp req
+  local name=$1 python=$2 core=$3 venv stamp req
   shift 3
   local -a reqs=("$REPO/requirements.txt" "$REPO/tests/requirements.txt" "$@") pip_args=()
   for req in "${reqs[@]}"; do pip_args+=(-r "$req"); done
   stamp=$(cat "${reqs[@]}" | sha256sum | cut -c1-16)-$core-$("$python" -V 2>&1 | tr -d ' ')
+  # One folder per requirement set, so a checkout with other requirements never rebuilds a venv that
+  # another checkout's run is using; venv-NAME points at the one made last (the lab scripts use it).
+  venv="$WINKUBE_GMSA_CACHE/venv-$name-${stamp%%-*}"
+  # An older layout kept the venv itself at venv-NAME.
+  if [ -d "$WINKUBE_GMSA_CACHE/venv-$name" ] && [ ! -L "$WINKUBE_GMSA_CACHE/venv-$name" ]; then
+    rm -rf "$WINKUBE_GMSA_CACHE/venv-$name"
+  fi
   if [ -f "$venv/.stamp" ] && [ "$(cat "$venv/.stamp")" = "$stamp" ]; then
+    ln -sfn "$venv" "$WINKUBE_GMSA_CACHE/venv-$name"
     echo "$venv"; return 0
   fi
   step "creating $venv (ansible-core $core, $("$python" -V 2>&1))" >&2
@@ -49,6 +57,7 @@ ensure_venv() {
   "$venv/bin/pip" install -q --disable-pip-version-check "ansible-core==$core" \
     "${pip_args[@]}" >&2
   echo "$stamp" >"$venv/.stamp"
+  ln -sfn "$venv" "$WINKUBE_GMSA_CACHE/venv-$name"
   echo "$venv"
 }
 
