@@ -98,6 +98,10 @@ else
     --host-name="$DC_NAME" --host-ip=127.0.0.1 \
     --option='interfaces=lo' --option='bind interfaces only=yes' \
     --option="pid directory=$STATE/dc/run" --option="log file=$STATE/dc/log.%m" \
+    --option="ncalrpc dir=$STATE/dc/run/ncalrpc" \
+    --option="winbindd socket directory=$STATE/dc/run/winbindd" \
+    --option="ntp signd socket directory=$STATE/dc/run/ntp_signd" \
+    --option='server services=-nbt' \
     --option='tls enabled=yes' \
     --option="tls keyfile=$STATE/tls/key.pem" \
     --option="tls certfile=$STATE/tls/cert.pem" \
@@ -105,7 +109,10 @@ else
     --option='ad dc functional level = 2016' \
     --base-schema=2019 --function-level=2016 >"$STATE/provision.log" 2>&1 \
     || { tail -n 30 "$STATE/provision.log" >&2; die "samba-tool domain provision failed (log: $STATE/provision.log)"; }
-  mkdir -p "$STATE/dc/run"  # pid file here, not in /run/samba shared by every lab on the machine
+  # Every runtime folder (pid files, sockets: samba's defaults are under /run/samba, which a package
+  # install with service starts denied never creates) lives in the state folder. The NetBIOS name
+  # server is off: its socket folder is compiled in (/run/samba/nmbd) and nothing here uses NetBIOS.
+  mkdir -p "$STATE/dc/run"
   log "provisioned in $(printf '%.1f' "$(echo "$(date +%s.%N) - $start_ts" | bc 2>/dev/null || echo 0)") s"
 fi
 
