@@ -13,8 +13,7 @@ PACKAGES=(k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-contro
 KWOK_STAGES=(node/fast/node-initialize.yaml node/heartbeat/node-heartbeat.yaml pod/fast/pod-ready.yaml
              pod/fast/pod-complete.yaml pod/fast/pod-delete.yaml)
 
-stamp_value=$(cat "$K8S_DIR/versions.env" "$K8S_DIR/wrapper/go.mod" "$K8S_DIR/wrapper/go.sum" \
-    "$K8S_DIR/build.sh" | sha256sum | cut -c1-16)
+stamp_value=$BUILD_STAMP
 stamp=$BIN_DIR/.stamp
 have_all() {
     local b

@@ -5,7 +5,10 @@ REPO_ROOT=$(cd "$K8S_DIR/../.." && pwd)
 # shellcheck source=versions.env
 . "$K8S_DIR/versions.env"
 CACHE=${WINKUBE_GMSA_CACHE:-/var/cache/winkube-gmsa}
-BIN_DIR=$CACHE/bin/k8s-$K8S_VERSION
+# One folder per build recipe, so checkouts with different recipes never overwrite each other's binaries.
+BUILD_STAMP=$(cat "$K8S_DIR/versions.env" "$K8S_DIR/wrapper/go.mod" "$K8S_DIR/wrapper/go.sum" \
+    "$K8S_DIR/build.sh" | sha256sum | cut -c1-16)
+BIN_DIR=$CACHE/bin/k8s-$K8S_VERSION-$BUILD_STAMP
 STATE_ROOT=${WINKUBE_LAB_STATE:-$REPO_ROOT/lab/.state}
 STATE=$STATE_ROOT/k8s
 
