@@ -19,7 +19,8 @@ options:
         C(Set-ADObject), C(Get-KdsRootKey), C(Add-KdsRootKey), ...) on one Windows host reached over WinRM
         (O(winrm)), a domain controller or a management host with the ActiveDirectory module (RSAT). The
         cmdlets run as O(winrm.username); the LDAP options O(port), O(encryption), O(auth_method),
-        O(username), O(password), O(ca_file), O(validate_certs) and O(timeout) are refused with it.
+        O(username), O(password), O(ca_file), O(validate_certs), O(timeout), O(total_timeout), O(kerberos_keytab) and
+        O(kerberos_ccache) are refused with it.
         The KDS cmdlets of M(winkube.gmsa.kds_root_key) must run on a domain controller.
       - B(Not verified against Windows) - with V(winrm) the collection's PowerShell has only been run against
         a local imitation of the cmdlets (see C(docs/winrm.md)), never on a real Windows host.
@@ -42,8 +43,10 @@ options:
     description:
       - How the LDAP session is protected.
       - V(ldaps) is TLS from the first byte, V(starttls) upgrades a plain connection on port 389,
-        V(none) sends everything in the clear and is only accepted together with O(auth_method=kerberos)
-        or O(auth_method=ntlm), which sign and seal the session themselves.
+        V(none) sends everything in the clear. It is refused with O(auth_method=simple) (the password would
+        travel in the clear) and with O(auth_method=kerberos), because ldap3's GSSAPI bind negotiates no SASL security
+        layer (no signing, no sealing), so the session after the bind would be unprotected; use V(ldaps) or
+        V(starttls) with Kerberos.
     type: str
     choices: [ldaps, starttls, none]
     default: ldaps
@@ -52,18 +55,25 @@ options:
       - How to bind.
       - V(simple) sends O(username) and O(password) inside the TLS session; O(username) may be a
         distinguished name, a user principal name (C(user@domain)) or C(DOMAIN\\user).
-      - V(ntlm) needs O(username) as C(DOMAIN\\user) and an MD4 implementation; the module
-        uses pycryptodome or pycryptodomex for MD4 when OpenSSL 3 has none. It is ldap3's Microsoft
-        (Sicily) NTLM bind, which Windows domain controllers accept; Samba does not, and the module then
-        fails with a message saying so.
-      - V(kerberos) uses the credential cache of the controller (C(kinit) first) and needs the
-        Python C(gssapi) package.
+      - V(ntlm) needs O(username) as C(DOMAIN\\user) and MD4, which OpenSSL 3 no longer provides; ldap3
+        then takes MD4 from pycryptodome (a requirement of the collection). It is ldap3's Microsoft (Sicily)
+        NTLM bind, which Windows domain controllers accept. Samba does not (it ends the session during the
+        exchange; it offers NTLM only inside SASL GSS-SPNEGO), and the module then fails with a message
+        saying so. B(Not verified against Windows.)
+      - V(kerberos) is a SASL GSSAPI bind (Python C(gssapi) package, MIT Kerberos libraries) over V(ldaps) or
+        V(starttls) only. The credentials come from exactly one of O(password) (a ticket is acquired in memory
+        for O(username)), O(kerberos_keytab) or O(kerberos_ccache); the default credential cache of the
+        controller is never used unless O(kerberos_ccache) names it. O(server) must be the domain controller's
+        fully qualified host name, because the ticket is for the service principal C(ldap/<server>). The
+        realm's KDC is found through the controller's C(krb5.conf) (E(KRB5_CONFIG) to use another file).
     type: str
     choices: [simple, ntlm, kerberos]
     default: simple
   username:
     description:
       - Account to bind as (O(backend=ldap) only). Required unless O(auth_method=kerberos).
+      - With O(auth_method=kerberos), the Kerberos principal C(user@REALM) (the realm in upper case); required
+        with O(password) or O(kerberos_keytab), optional with O(kerberos_ccache) (the cache's principal).
       - Can also be set with the E(GMSA_AD_USERNAME) environment variable.
     type: str
   password:
@@ -82,11 +92,30 @@ options:
       - Only turn this off for a throw-away lab; the module warns when it is off.
     type: bool
     default: true
+  kerberos_keytab:
+    description:
+      - With O(auth_method=kerberos), a client keytab holding the keys of O(username). Tickets are kept in a
+        private in-memory cache of the module, never written to a file.
+    type: path
+  kerberos_ccache:
+    description:
+      - With O(auth_method=kerberos), an existing credential cache to take the ticket from, as C(klist) names
+        it (C(FILE:/tmp/krb5cc_1000), C(KCM:1000)), for example the one C(kinit) wrote.
+    type: str
   timeout:
     description:
-      - Seconds to wait for the TCP connection and for each LDAP answer.
+      - Seconds to wait for the TCP connection (and TLS handshake) and for each LDAP answer.
     type: int
     default: 10
+  total_timeout:
+    description:
+      - Seconds one LDAP operation may take in all, with its retries after a lost connection or a C(busy)/
+        C(unavailable) answer. A retry starts only while time is left, and each try is bounded by O(timeout),
+        so an operation ends within O(total_timeout) plus about two O(timeout) (reconnect, then answer).
+      - When the time runs out the module fails naming the operation and object that were not finished;
+        what was written before stays, and a rerun completes the rest.
+    type: int
+    default: 60
   base_dn:
     description:
       - Distinguished name of the domain naming context, for example C(DC=contoso,DC=com).
@@ -163,10 +192,19 @@ options:
         default: 20
       read_timeout:
         description:
-          - Seconds to wait for each HTTP answer; must be greater than O(winrm.operation_timeout).
+          - Seconds to wait for each HTTP request (connection and answer); must be greater than
+            O(winrm.operation_timeout).
         type: int
         default: 30
+      total_timeout:
+        description:
+          - Seconds one script may take on the host in all. Checked before every WinRM request, so the run
+            ends within O(winrm.total_timeout) plus O(winrm.read_timeout); the failure names the script that
+            did not finish, and a rerun completes it.
+        type: int
+        default: 300
 requirements:
   - ldap3 >= 2.9 (O(backend=ldap); with O(backend=winrm) only for building search filters)
   - pywinrm >= 0.4.3 (only with O(backend=winrm))
+  - gssapi >= 1.8 and the MIT Kerberos libraries (only with O(auth_method=kerberos))
 """

@@ -57,4 +57,9 @@ options:
     aliases: [verify_ssl]
 requirements:
   - kubernetes >= 24.2.0
+notes:
+  - Every Kubernetes API request is bounded - 10 seconds to connect, 30 seconds for the answer, and retries (connection
+    refused or reset, HTTP 429 and 5xx) only while less than 60 seconds have passed since the request started. When
+    the time runs out the module fails naming the request that was not done; what was done before stays, and a rerun
+    completes the rest.
 """

@@ -88,6 +88,14 @@ options:
       - Seconds to wait for the TCP connection and each HTTP answer; must be greater than O(operation_timeout).
     type: int
     default: 30
+  total_timeout:
+    description:
+      - Seconds one script may take on one host in all. Checked before every WinRM request, so the run on a
+        host ends within O(total_timeout) plus O(read_timeout) even when the service stops answering or keeps
+        answering that the command is still running; the failure names the script that did not finish, and a
+        rerun completes it.
+    type: int
+    default: 300
   concurrency:
     description:
       - How many hosts to work on at the same time.

@@ -15,6 +15,14 @@ Retries are bounded twice: by a number of attempts and by a time budget, so a mo
 they run out, the last exception is raised with ``retry_attempts`` (attempts made) and ``retry_seconds``
 (time spent waiting) set on it, so the caller's message can say how long it tried.
 
+A policy may also carry ``total``: a wall-clock limit for the whole call, attempts included (an attempt
+itself is bounded by the client's socket timeouts, so a call ends within ``total`` plus one attempt).
+``policy.within(total)`` gives a copy with that limit; the LDAP client sets it from ``total_timeout``.
+
+``ansible.module_utils.api.retry_with_delays_and_condition`` / ``generate_jittered_backoff`` are not used:
+the decorator draws each delay before the attempt runs (so a server's Retry-After cannot shape it), sleeps
+with ``time.sleep`` (no injectable clock for the unit tests) and has no time budget.
+
 Two policies are used:
 
 ``ESTABLISHED`` once the server has answered at least once in this run (a restart or a failover mid-run:
@@ -32,9 +40,10 @@ class RetryPolicy(object):
     """attempts: tries in all (1 = no retry); delays initial * factor**n capped at max_delay, plus up to
     ``jitter`` (a fraction) at random, never more than ``budget`` seconds of waiting in all."""
 
-    def __init__(self, attempts=7, initial=0.5, factor=2.0, max_delay=4.0, budget=20.0, jitter=0.1):
+    def __init__(self, attempts=7, initial=0.5, factor=2.0, max_delay=4.0, budget=20.0, jitter=0.1, total=None):
         if attempts < 1:
             raise ValueError('attempts must be at least 1')
+        self.total = total
         self.attempts = attempts
         self.initial = initial
         self.factor = factor
@@ -49,8 +58,12 @@ class RetryPolicy(object):
             base = min(self.max_delay, max(base, float(hint)))
         return base * (1.0 + self.jitter * random.random())
 
+    def within(self, total):
+        """A copy of this policy that gives up once ``total`` seconds have passed since the call started."""
+        return RetryPolicy(self.attempts, self.initial, self.factor, self.max_delay, self.budget, self.jitter, total)
+
     def __repr__(self):
-        return 'RetryPolicy(attempts=%s, budget=%ss)' % (self.attempts, self.budget)
+        return 'RetryPolicy(attempts=%s, budget=%ss, total=%s)' % (self.attempts, self.budget, self.total)
 
 
 ESTABLISHED = RetryPolicy()
@@ -73,6 +86,7 @@ def call(func, transient, policy=None, sleep=time.sleep, clock=time.monotonic, o
     on_retry(exc, attempt, delay) is called before each wait (for logging or for reconnecting).
     """
     policy = policy or ESTABLISHED
+    started = clock()
     waited = 0.0
     attempt = 0
     while True:
@@ -84,8 +98,9 @@ def call(func, transient, policy=None, sleep=time.sleep, clock=time.monotonic, o
             if hint is None:
                 raise
             delay = policy.delay(attempt - 1, hint)
-            if attempt >= policy.attempts or waited + delay > policy.budget:
-                _annotate(exc, attempt, waited)
+            out_of_time = policy.total is not None and clock() - started + delay > policy.total
+            if attempt >= policy.attempts or waited + delay > policy.budget or out_of_time:
+                _annotate(exc, attempt, clock() - started if policy.total is not None else waited)
                 raise
             if on_retry is not None:
                 on_retry(exc, attempt, delay)

@@ -106,7 +106,7 @@ api_requests:
   sample: {requests: 2, by_method: {GET: 1, PATCH: 1}, writes: 1, objects: 1}
 """
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.winkube.gmsa.plugins.module_utils.strict import AnsibleModule
 
 from ansible_collections.winkube.gmsa.plugins.module_utils.k8s.connection_spec import k8s_argument_spec
 from ansible_collections.winkube.gmsa.plugins.module_utils.k8s.client import K8sError

@@ -120,7 +120,7 @@ contents:
   sample: {gmsa-webapp1: '{"ActiveDirectoryConfig":{"GroupManagedServiceAccounts":[{"Name":"WebApp1","Scope":"contoso.com"}]}}'}
 """
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.winkube.gmsa.plugins.module_utils.strict import AnsibleModule
 
 from ansible_collections.winkube.gmsa.plugins.module_utils.k8s.connection_spec import k8s_argument_spec
 from ansible_collections.winkube.gmsa.plugins.module_utils.k8s.engine import run_module

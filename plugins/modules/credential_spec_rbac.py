@@ -121,7 +121,7 @@ api_requests:
   sample: {requests: 3, by_method: {GET: 3}, writes: 0, objects: 2}
 """
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.winkube.gmsa.plugins.module_utils.strict import AnsibleModule
 
 from ansible_collections.winkube.gmsa.plugins.module_utils.k8s.connection_spec import k8s_argument_spec
 from ansible_collections.winkube.gmsa.plugins.module_utils.k8s.client import K8sError

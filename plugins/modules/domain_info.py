@@ -127,7 +127,7 @@ kds_root_key_count:
 
 import datetime
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.winkube.gmsa.plugins.module_utils.strict import AnsibleModule
 
 from ansible_collections.winkube.gmsa.plugins.module_utils.ad.connection_spec import (
     ad_argument_spec,

@@ -159,7 +159,7 @@ root_keys:
 
 import datetime
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.winkube.gmsa.plugins.module_utils.strict import AnsibleModule
 
 from ansible_collections.winkube.gmsa.plugins.module_utils.ad.connection_spec import (
     ad_argument_spec,

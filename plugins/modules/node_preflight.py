@@ -194,7 +194,7 @@ nodes:
       type: dict
 """
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.winkube.gmsa.plugins.module_utils.strict import AnsibleModule
 
 from ansible_collections.winkube.gmsa.plugins.module_utils.winrm import preflight
 from ansible_collections.winkube.gmsa.plugins.module_utils.winrm.connection_spec import (

@@ -158,7 +158,7 @@ pods_checked:
   type: bool
 """
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.winkube.gmsa.plugins.module_utils.strict import AnsibleModule
 
 from ansible_collections.winkube.gmsa.plugins.module_utils.winrm.connection_spec import (
     CLUSTER_OPTION,

@@ -188,7 +188,7 @@ api_requests:
   sample: {requests: 1, by_method: {GET: 1}, writes: 0, objects: 0}
 """
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.winkube.gmsa.plugins.module_utils.strict import AnsibleModule
 
 from ansible_collections.winkube.gmsa.plugins.module_utils.k8s import pod_ladder
 from ansible_collections.winkube.gmsa.plugins.module_utils.k8s.client import ApiError, K8sError, connect, require_kubernetes

@@ -285,7 +285,7 @@ api_requests:
 
 import base64
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.winkube.gmsa.plugins.module_utils.strict import AnsibleModule
 
 from ansible_collections.winkube.gmsa.plugins.module_utils.k8s.connection_spec import k8s_argument_spec
 from ansible_collections.winkube.gmsa.plugins.module_utils.k8s.client import host_of, server_version

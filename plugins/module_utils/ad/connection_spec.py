@@ -20,7 +20,7 @@ from ansible_collections.winkube.gmsa.plugins.module_utils.winrm.connection_spec
 # The WinRM options for the one host that runs the AD cmdlets (no concurrency: there is one host).
 AD_WINRM_OPTIONS = {name: dict(option) for name, option in WINRM_CONNECTION_SPEC.items() if name != 'concurrency'}
 
-LDAP_DEFAULTS = dict(encryption='ldaps', auth_method='simple', validate_certs=True, timeout=10)
+LDAP_DEFAULTS = dict(encryption='ldaps', auth_method='simple', validate_certs=True, timeout=10, total_timeout=60)
 
 AD_CONNECTION_SPEC = dict(
     backend=dict(type='str', choices=['ldap', 'winrm'], default='ldap'),
@@ -33,6 +33,9 @@ AD_CONNECTION_SPEC = dict(
     ca_file=dict(type='path'),
     validate_certs=dict(type='bool', default=LDAP_DEFAULTS['validate_certs']),
     timeout=dict(type='int', default=LDAP_DEFAULTS['timeout']),
+    total_timeout=dict(type='int', default=LDAP_DEFAULTS['total_timeout']),
+    kerberos_keytab=dict(type='path'),
+    kerberos_ccache=dict(type='str'),
     base_dn=dict(type='str'),
     winrm=dict(type='dict', options=AD_WINRM_OPTIONS, **winrm_module_kwargs()),
 )
@@ -49,6 +52,9 @@ LDAP_ONLY = (
     ('ca_file', 'the WinRM host\'s certificate is checked against winrm.ca_trust_path'),
     ('validate_certs', 'use winrm.validate_certs'),
     ('timeout', 'use winrm.operation_timeout and winrm.read_timeout'),
+    ('total_timeout', 'use winrm.total_timeout'),
+    ('kerberos_keytab', 'use winrm.transport=kerberos with a ticket for winrm.username'),
+    ('kerberos_ccache', 'use winrm.transport=kerberos with a ticket for winrm.username'),
 )
 ENV_NAMES = dict(server='GMSA_AD_SERVER', username='GMSA_AD_USERNAME', password='GMSA_AD_PASSWORD')
 
@@ -90,6 +96,14 @@ def check_backend(params):
             errors.append(('winrm', 'winrm (the WinRM connection to a host with the ActiveDirectory PowerShell '
                            'module) is only used with backend=winrm; set backend: winrm or remove winrm'))
         auth = params.get('auth_method') or 'simple'
+        for name in ('timeout', 'total_timeout'):
+            if params.get(name) is not None and params[name] < 1:
+                errors.append((name, '%s must be at least 1 (seconds)' % name))
+        if auth != 'kerberos':
+            for name in ('kerberos_keytab', 'kerberos_ccache'):
+                if params.get(name):
+                    errors.append((name, '%s is only used with auth_method=kerberos; set auth_method: kerberos or '
+                                   'remove %s' % (name, name)))
         if auth in ('simple', 'ntlm'):
             missing = [name for name in ('username', 'password') if not params.get(name)]
             if missing:

@@ -71,15 +71,24 @@ try:
     from ldap3.core import exceptions as ldap3_exceptions
     from ldap3.utils.conv import escape_filter_chars
     from ldap3.utils.dn import escape_rdn
+    from ldap3.core.results import (RESULT_CODES, RESULT_NO_SUCH_OBJECT, RESULT_ENTRY_ALREADY_EXISTS,
+                                    RESULT_INSUFFICIENT_ACCESS_RIGHTS, RESULT_CONSTRAINT_VIOLATION,
+                                    RESULT_INVALID_CREDENTIALS, RESULT_STRONGER_AUTH_REQUIRED,
+                                    RESULT_SIZE_LIMIT_EXCEEDED, RESULT_SUCCESS)
     HAS_LDAP3 = True
 except ImportError:
     HAS_LDAP3 = False
     LDAP3_IMPORT_ERROR = traceback.format_exc()
     Tls = object
+    RESULT_CODES = {}
+    RESULT_SUCCESS, RESULT_SIZE_LIMIT_EXCEEDED, RESULT_STRONGER_AUTH_REQUIRED = 0, 4, 8
+    RESULT_CONSTRAINT_VIOLATION, RESULT_NO_SUCH_OBJECT, RESULT_INVALID_CREDENTIALS = 19, 32, 49
+    RESULT_INSUFFICIENT_ACCESS_RIGHTS, RESULT_ENTRY_ALREADY_EXISTS = 50, 68
 
 GSSAPI_IMPORT_ERROR = None
 try:
-    import gssapi  # noqa: F401  pylint: disable=unused-import
+    import gssapi
+    import gssapi.raw
     HAS_GSSAPI = True
 except ImportError:
     HAS_GSSAPI = False
@@ -122,20 +131,8 @@ ALWAYS_BINARY = frozenset(name.lower() for name in (
     'attributeSecurityGUID', 'invocationId', 'unicodePwd', 'supplementalCredentials',
 ))
 
-# LDAP_SERVER_SD_FLAGS_OID with OWNER|GROUP|DACL (no SACL, which needs SeSecurityPrivilege).
-SD_FLAGS_OID = '1.2.840.113556.1.4.801'
-
-
-def sd_flags_control(flags=0x07):
-    """Control that lets a non-SACL reader fetch nTSecurityDescriptor (owner, group, DACL)."""
-    # BER: SEQUENCE { INTEGER flags }
-    value = _ber_int(flags)
-    return (SD_FLAGS_OID, True, b'\x30' + bytes([len(value)]) + value)
-
-
-def _ber_int(number):
-    body = number.to_bytes((number.bit_length() + 8) // 8 or 1, 'big', signed=True)
-    return b'\x02' + bytes([len(body)]) + body
+# Reading nTSecurityDescriptor without SeSecurityPrivilege needs the SD flags control without the SACL bit:
+# ldap3.protocol.microsoft.security_descriptor_control(sdflags=0x07) (owner, group, DACL).
 
 
 # --------------------------------------------------------------------------------------------------
@@ -197,16 +194,7 @@ class _Busy(Exception):
         self.ok = ok
 
 
-RESULT_NAMES = {
-    1: 'operationsError', 2: 'protocolError', 3: 'timeLimitExceeded', 4: 'sizeLimitExceeded',
-    8: 'strongerAuthRequired', 10: 'referral', 11: 'adminLimitExceeded',
-    12: 'unavailableCriticalExtension', 16: 'noSuchAttribute', 17: 'undefinedAttributeType',
-    19: 'constraintViolation', 20: 'attributeOrValueExists', 21: 'invalidAttributeSyntax',
-    32: 'noSuchObject', 34: 'invalidDNSyntax', 49: 'invalidCredentials', 50: 'insufficientAccessRights',
-    51: 'busy', 52: 'unavailable', 53: 'unwillingToPerform', 64: 'namingViolation',
-    65: 'objectClassViolation', 66: 'notAllowedOnNonLeaf', 67: 'notAllowedOnRDN',
-    68: 'entryAlreadyExists', 69: 'objectClassModsProhibited', 80: 'other',
-}
+RESULT_NAMES = RESULT_CODES  # LDAP result code -> name (RFC 4511), as ldap3 spells them
 
 
 def needed_right(operation, dn, object_class=None, attributes=''):
@@ -364,42 +352,78 @@ class _VerifyingTls(Tls):
 # --------------------------------------------------------------------------------------------------
 
 def _ntlm_md4_available():
+    """ldap3's NTLM needs MD4: hashlib's (absent from OpenSSL 3's default provider), else pycryptodome's
+    ``Crypto.Hash.MD4``, which ldap3 imports itself (pycryptodome is in requirements.txt)."""
     import hashlib
     try:
         hashlib.new('md4', b'')
         return True
     except ValueError:
         pass
-    for name in ('Crypto.Hash.MD4', 'Cryptodome.Hash.MD4'):
-        try:
-            __import__(name)
-            return True
-        except ImportError:
-            continue
-    return False
-
-
-def _install_md4_fallback():
-    """ldap3 falls back to ``Crypto.Hash.MD4`` (pycryptodome); offer pycryptodomex under that name."""
-    import sys
     try:
-        import Crypto.Hash.MD4  # noqa: F401  pylint: disable=unused-import
+        from Crypto.Hash import MD4  # noqa: F401  pylint: disable=unused-import
         return True
     except ImportError:
-        pass
-    try:
-        from Cryptodome.Hash import MD4 as md4_module
-    except ImportError:
         return False
-    import types
-    if 'Crypto' not in sys.modules:
-        sys.modules['Crypto'] = types.ModuleType('Crypto')
-    if 'Crypto.Hash' not in sys.modules:
-        sys.modules['Crypto.Hash'] = types.ModuleType('Crypto.Hash')
-        sys.modules['Crypto'].Hash = sys.modules['Crypto.Hash']
-    sys.modules['Crypto.Hash.MD4'] = md4_module
-    sys.modules['Crypto.Hash'].MD4 = md4_module
-    return True
+
+
+def _kerberos_credentials(params):
+    """GSSAPI initiator credentials from exactly one source, never the user's default credential cache:
+    ``password`` (a ticket acquired in memory), ``kerberos_keytab`` (a client keytab, tickets kept in a private
+    in-memory cache) or ``kerberos_ccache`` (a cache the user names, e.g. the one kinit wrote)."""
+    username = params.get('username')
+    password = params.get('password')
+    keytab = params.get('kerberos_keytab')
+    ccache = params.get('kerberos_ccache')
+    given = [name for name, value in (('password', password), ('kerberos_keytab', keytab),
+                                      ('kerberos_ccache', ccache)) if value]
+    if len(given) != 1:
+        raise ADConnectionError(
+            'auth_method=kerberos needs exactly one source of credentials: password (with username as '
+            'user@REALM), kerberos_keytab (with username as the keytab\'s principal) or kerberos_ccache (a '
+            'credential cache such as FILE:/tmp/krb5cc_1000); %s' % (
+                'got %s' % ' and '.join(given) if given else 'none was given'),
+            field=given[-1] if given else 'password')
+    if (password or keytab) and not username:
+        raise ADConnectionError('auth_method=kerberos with %s needs username: the Kerberos principal, user@REALM '
+                                '(the realm in upper case, e.g. svc-gmsa@CONTOSO.COM)' % given[0], field='username')
+    if keytab and not os.path.isfile(keytab):
+        raise ADConnectionError('kerberos_keytab %s does not exist or is not a file' % keytab, field='kerberos_keytab')
+    name = gssapi.Name(username, gssapi.NameType.kerberos_principal) if username else None
+    try:
+        if password:
+            return gssapi.raw.acquire_cred_with_password(name, password.encode('utf-8'), usage='initiate').creds
+        if keytab:
+            store = {'client_keytab': keytab, 'ccache': 'MEMORY:winkube-gmsa-%s' % uuid.uuid4().hex}
+        else:
+            store = {'ccache': ccache}
+        creds = gssapi.Credentials(name=name, usage='initiate', store=store)
+        creds.inquire()  # fails here, with the library's reason, when the source holds no usable ticket/key
+        return creds
+    except gssapi.exceptions.GSSError as exc:
+        raise _kerberos_error(exc, 'acquiring Kerberos credentials for %s' % (username or 'the cache\'s principal'),
+                              params.get('server'), source=given[0])
+
+
+def _kerberos_error(exc, what, server_name, source=None):
+    """ADConnectionError naming the option behind a GSSAPI/Kerberos failure."""
+    text = _clean(str(exc))
+    low = text.lower()
+    if 'preauthentication failed' in low or 'password incorrect' in low or 'decrypt integrity check' in low:
+        field, fix = 'password', 'the password (or the keys in kerberos_keytab) does not match the principal'
+    elif 'client' in low and 'not found' in low:
+        field, fix = 'username', 'username must be a principal of the realm, user@REALM with the realm in upper case'
+    elif 'server' in low and 'not found' in low:
+        field, fix = 'server', ('the KDC knows no service principal ldap/%s: set server to the domain controller\'s '
+                                'fully qualified host name (not an IP address or alias)' % server_name)
+    elif 'kdc' in low or 'realm' in low:
+        field, fix = 'auth_method', ('no KDC of the principal\'s realm could be reached: check the krb5.conf the '
+                                     'controller uses (KRB5_CONFIG) and the realm in username')
+    elif source in ('kerberos_keytab', 'kerberos_ccache'):
+        field, fix = source, 'the %s holds no usable key or ticket for this principal' % source
+    else:
+        field, fix = 'auth_method', 'check username, the credential source and the krb5.conf the controller uses'
+    return ADConnectionError('%s failed: %s. Fix: %s.' % (what, text, fix), field=field)
 
 
 def open_directory(params, warn=None):
@@ -423,7 +447,7 @@ def open_directory(params, warn=None):
     if encryption == 'none' and auth == 'simple':
         raise ADConnectionError(
             'encryption=none with auth_method=simple would send the password in the clear; use '
-            'encryption=ldaps or starttls, or auth_method=kerberos/ntlm', field='encryption')
+            'encryption=ldaps or starttls', field='encryption')
     if encryption != 'none' and not validate:
         warn('validate_certs=false: the domain controller\'s certificate is not checked, so the bind '
              'password can be intercepted. Only use this in a throw-away lab.')
@@ -447,20 +471,28 @@ def open_directory(params, warn=None):
         if not username or '\\' not in username:
             raise ADConnectionError('auth_method=ntlm needs username as DOMAIN\\user (got %r)' % username,
                                     field='username')
-        if not _install_md4_fallback() and not _ntlm_md4_available():
+        if not _ntlm_md4_available():
             raise ADConnectionError(
-                'auth_method=ntlm needs MD4, which this OpenSSL does not provide; install pycryptodome or '
-                'pycryptodomex on the controller, or use auth_method=simple over ldaps/starttls or '
+                'auth_method=ntlm needs MD4, which this OpenSSL does not provide; install pycryptodome on the '
+                'controller (requirements.txt), or use auth_method=simple over ldaps/starttls or '
                 'auth_method=kerberos', field='auth_method')
         kwargs.update(user=username, password=password, authentication=ldap3.NTLM)
     elif auth == 'kerberos':
+        if encryption == 'none':
+            # ldap3's GSSAPI bind (ldap3/protocol/sasl/kerberos.py) always answers the server's security layer
+            # offer with "no security layer": no signing, no sealing. Without TLS everything after the bind,
+            # gMSA passwords and security descriptors included, would cross the network unprotected.
+            raise ADConnectionError(
+                'auth_method=kerberos with encryption=none is refused: ldap3 binds with GSSAPI without a SASL '
+                'security layer (no integrity or confidentiality protection), so the session would be neither '
+                'signed nor encrypted. Use encryption=ldaps (port 636) or encryption=starttls (port 389) with '
+                'auth_method=kerberos.', field='encryption')
         if not HAS_GSSAPI:
             raise ADConnectionError(
                 missing_required_lib('gssapi', reason='for auth_method=kerberos') +
                 ' Or use auth_method=simple over ldaps/starttls.', field='auth_method')
-        kwargs.update(authentication=ldap3.SASL, sasl_mechanism=ldap3.KERBEROS)
-        if username:
-            kwargs['user'] = username
+        kwargs.update(authentication=ldap3.SASL, sasl_mechanism=ldap3.KERBEROS,
+                      sasl_credentials=(None, None, _kerberos_credentials(params)))
     else:
         raise ADConnectionError('unknown auth_method %r' % auth, field='auth_method')
 
@@ -483,9 +515,7 @@ def open_directory(params, warn=None):
         _safe_unbind(conn)
         text = str(exc)
         if auth == 'kerberos':
-            raise ADConnectionError('Kerberos bind to %s failed: %s. Run kinit for a principal of the domain '
-                                    'first and make sure server is the DC\'s host name (the SPN is '
-                                    'ldap/<server>).' % (where, text), field='auth_method')
+            raise _kerberos_error(exc, 'Kerberos bind to %s' % where, server_name)
         if auth == 'ntlm':
             raise ADConnectionError(
                 'NTLM bind as %s to %s failed: %s. The server ended the session during the NTLM exchange: '
@@ -497,12 +527,12 @@ def open_directory(params, warn=None):
     if not bound:
         result = conn.result or {}
         _safe_unbind(conn)
-        if result.get('result') == 49:
+        if result.get('result') == RESULT_INVALID_CREDENTIALS:
             raise ADConnectionError(
                 'bind as %s to %s refused: invalid credentials (%s). Check username/password (simple bind '
                 'accepts a DN, user@domain or DOMAIN\\user).' % (username, where, _result_text(result)),
                 field='password')
-        if result.get('result') == 8:
+        if result.get('result') == RESULT_STRONGER_AUTH_REQUIRED:
             raise ADConnectionError(
                 'bind as %s to %s refused: the server requires a stronger authentication (signing/'
                 'sealing): use encryption=ldaps or starttls (%s)' % (username, where, _result_text(result)),
@@ -510,6 +540,7 @@ def open_directory(params, warn=None):
         raise ADConnectionError('bind as %s to %s failed: %s'
                                 % (username or 'Kerberos principal', where, _result_text(result)), field='username')
     directory = Directory(conn, base_dn=params.get('base_dn'), bound_as=username)
+    directory.retry_policy = retry.ESTABLISHED.within(params.get('total_timeout') or 60)
     # used to reconnect after the connection is lost mid-run (see Directory._call)
     directory.reopen = lambda: open_directory(params, warn=lambda msg: None).conn
     return directory
@@ -689,7 +720,7 @@ class Directory(object):
             if paged:
                 kwargs.update(paged_size=self.page_size, paged_cookie=cookie)
             ok = self._call(self.conn.search, 'search', base, **kwargs)
-            if not ok and (self.conn.result or {}).get('result') not in (0, 4):
+            if not ok and (self.conn.result or {}).get('result') not in (RESULT_SUCCESS, RESULT_SIZE_LIMIT_EXCEEDED):
                 self._raise('search', base, filter_text=ldap_filter)
             for item in self.conn.response or []:
                 if item.get('type') != 'searchResEntry':
@@ -745,7 +776,7 @@ class Directory(object):
     def delete(self, dn):
         ok = self._call(self.conn.delete, 'delete', dn, dn)
         if not ok:
-            if self._lost and (self.conn.result or {}).get('result') == 32:
+            if self._lost and (self.conn.result or {}).get('result') == RESULT_NO_SUCH_OBJECT:
                 return  # the first try reached the server before the connection was lost: it is gone already
             self._raise('delete', dn)
 
@@ -828,18 +859,18 @@ class Directory(object):
         detail = _result_text(result)
         who = self.bound_as or 'the bound account'
         attrs = ', '.join(attributes or [])
-        if code == 32:
+        if code == RESULT_NO_SUCH_OBJECT:
             raise ADNoSuchObject('%s of %s failed: no such object (%s)' % (operation, dn, detail),
                                  code=code, dn=dn, server_message=server_text)
-        if code == 68:
+        if code == RESULT_ENTRY_ALREADY_EXISTS:
             raise ADAlreadyExists('cannot add %s: an object with this name already exists (%s)' % (dn, detail),
                                   code=code, dn=dn, server_message=server_text)
-        if code == 50:
+        if code == RESULT_INSUFFICIENT_ACCESS_RIGHTS:
             right = needed_right(operation, dn, object_class, attrs)
             raise ADInsufficientAccess('%s of %s refused: insufficient access rights; %s needs %s (%s)'
                                        % (operation, dn, who, right, detail),
                                        code=code, dn=dn, server_message=server_text)
-        if code == 19:
+        if code == RESULT_CONSTRAINT_VIOLATION:
             raise ADConstraintViolation('%s of %s refused: constraint violation on %s (%s). A value is out of '
                                         'range, not unique, or the attribute may only be set at creation.'
                                         % (operation, dn, attrs or 'the request', detail),

@@ -229,7 +229,8 @@ class Transport(object):
         self.timeout = timeout
         self.count = 0
         self.counts = {}
-        self.retry_policy = retry.ESTABLISHED
+        # one request (with its retries) ends within about 60 s plus one try (connect 10 s + read timeout)
+        self.retry_policy = retry.ESTABLISHED.within(60)
         self.first_contact_policy = retry.FIRST_CONTACT
         self.sleep = time.sleep
         self.answered = False  # True once the API server has answered once: outages after that are retried longer
@@ -308,9 +309,9 @@ class Transport(object):
         try:
             response = retry.call(attempt, transient, policy, sleep=self.sleep)
         except _Unreachable as exc:
-            raise K8sConnectionError('cannot reach the API server %s: %s%s. Check host/kubeconfig, that the API '
-                                     'server runs and that nothing blocks the connection.'
-                                     % (self.host, exc.cause, retry.describe(exc)))
+            raise K8sConnectionError('cannot reach the API server %s: %s%s; %s %s was not done, a rerun completes it. '
+                                     'Check host/kubeconfig, that the API server runs and that nothing blocks the '
+                                     'connection.' % (self.host, exc.cause, retry.describe(exc), method, path))
         except _TransientStatus as exc:
             response = exc.response
             self.retried_out = retry.describe(exc)

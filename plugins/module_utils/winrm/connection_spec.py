@@ -26,6 +26,7 @@ WINRM_CONNECTION_SPEC = dict(
     message_encryption=dict(type='str', choices=['auto', 'always', 'never'], default='auto'),
     operation_timeout=dict(type='int', default=20),
     read_timeout=dict(type='int', default=30),
+    total_timeout=dict(type='int', default=300),
     concurrency=dict(type='int', default=4),
 )
 
@@ -74,6 +75,9 @@ def check_connection(params):
         errors.append('operation_timeout must be at least 1 second')
     if operation is not None and read is not None and read <= operation:
         errors.append('read_timeout (%s) must be greater than operation_timeout (%s)' % (read, operation))
+    total = params.get('total_timeout')
+    if total is not None and operation is not None and total < operation:
+        errors.append('total_timeout (%s) must be at least operation_timeout (%s)' % (total, operation))
     if params.get('concurrency') is not None and params['concurrency'] < 1:
         errors.append('concurrency must be at least 1')
     if not params.get('hosts'):

@@ -13,6 +13,12 @@ matter. PowerShell errors come back as :class:`PowerShellError` with the cmdlet'
 pywinrm's ``Session.run_ps`` is not used because it puts the whole script on the command line (limited to
 8191 characters by cmd.exe) and has no stdin; the same WS-Management operations are used directly:
 Create (shell), Command, Send (stdin), Receive, Signal, Delete.
+
+Time is bounded three ways: each HTTP request (connect and answer) by ``read_timeout``; each WS-Management
+operation by ``operation_timeout`` (the host answers "still running" after it, and Receive is asked again);
+the whole script on one host by ``total_timeout`` (checked before every request, so one host's run ends
+within ``total_timeout + read_timeout``). A run cut short says which script on which host did not finish
+and that a rerun completes it (every script is idempotent).
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import time
 import xml.etree.ElementTree as ET
 
 from concurrent.futures import ThreadPoolExecutor
@@ -202,6 +209,9 @@ class Runner(object):
         self.transport = params.get('transport') or 'ntlm'
         self.default_port = default_port(params)
         self._secrets = [s for s in (params.get('password'),) if s]
+        self.read_timeout = params.get('read_timeout') or 30
+        self.total_timeout = params.get('total_timeout') or 300
+        self.clock = time.monotonic
 
     def _scrub(self, message):
         message = str(message)
@@ -219,7 +229,7 @@ class Runner(object):
             password=params.get('password'),
             server_cert_validation='validate' if validate else 'ignore',
             ca_trust_path=params.get('ca_trust_path') or None,
-            read_timeout_sec=params.get('read_timeout') or 30,
+            read_timeout_sec=self.read_timeout,
             operation_timeout_sec=params.get('operation_timeout') or 20,
             message_encryption=params.get('message_encryption') or 'auto',
             proxy=None,
@@ -232,6 +242,8 @@ class Runner(object):
         except ValueError as exc:
             raise WinRMRunError(str(exc), kind='configuration')
         url = endpoint_url(self.scheme, host, port)
+        unfinished = ('the script %s was not run to its end on %s; a rerun completes it'
+                      % (getattr(script, 'name', 'of this task'), entry))
         try:
             return self._run(url, script, data)
         except WinRMRunError as exc:
@@ -245,7 +257,10 @@ class Runner(object):
             raise WinRMRunError('TLS error talking to %s: %s. The host certificate must be signed by a CA in '
                                 'ca_trust_path (or the default trust store) and name the host.'
                                 % (url, self._scrub(exc)), kind='tls')
-        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+        except requests.exceptions.Timeout as exc:
+            raise WinRMRunError('the WinRM service at %s did not answer within read_timeout=%ss (%s): %s'
+                                % (url, self.read_timeout, self._scrub(exc), unfinished), kind='timeout')
+        except requests.exceptions.ConnectionError as exc:
             raise WinRMRunError('cannot reach the WinRM service at %s: %s' % (url, self._scrub(exc)),
                                 kind='connection')
         except WSManFaultError as exc:
@@ -260,6 +275,14 @@ class Runner(object):
             raise WinRMRunError('HTTP error talking to %s: %s' % (url, self._scrub(exc)), kind='connection')
 
     def _run(self, url, script, data):
+        deadline = self.clock() + self.total_timeout
+
+        def in_time(step):
+            if self.clock() > deadline:
+                raise WinRMRunError('the script %s on %s did not finish within total_timeout=%ss (stopped at: %s); it '
+                                    'may have done part of its work, and a rerun completes it'
+                                    % (getattr(script, 'name', '?'), url, self.total_timeout, step), kind='timeout')
+
         protocol = self.protocol(url)
         shell_id = protocol.open_shell(codepage=65001, noprofile=True)
         try:
@@ -268,8 +291,9 @@ class Runner(object):
             payload = encode_payload(script, data) + b'\r\n'
             chunks = [payload[i:i + STDIN_CHUNK] for i in range(0, len(payload), STDIN_CHUNK)]
             for index, chunk in enumerate(chunks):
+                in_time('sending its input')
                 protocol.send_command_input(shell_id, command_id, chunk, end=index == len(chunks) - 1)
-            stdout, stderr, status_code = self._output(protocol, shell_id, command_id)
+            stdout, stderr, status_code = self._output(protocol, shell_id, command_id, in_time)
             try:
                 protocol.cleanup_command(shell_id, command_id)
             except (WinRMError, WinRMTransportError):
@@ -282,9 +306,10 @@ class Runner(object):
         return decode_output(stdout, stderr, status_code)
 
     @staticmethod
-    def _output(protocol, shell_id, command_id):
+    def _output(protocol, shell_id, command_id, in_time):
         stdout, stderr = [], []
         while True:
+            in_time('waiting for its output')
             try:
                 out, err, status_code, done = protocol.get_command_output_raw(shell_id, command_id)
             except WinRMOperationTimeoutError:
