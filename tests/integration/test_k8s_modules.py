@@ -298,10 +298,10 @@ def test_webhook_in_cluster_objects_idempotent_and_absent(run, api):
     assert pod.tolerations[0].key == 'node-role.kubernetes.io/control-plane'
     container = pod.containers[0]
     assert container.image == 'registry.k8s.io/gmsa-webhook/k8s-gmsa-webhook:v0.13.0'
-    assert container.args == ['--cert-reload']
+    assert container.args == ['--cert-reload=true']
     env = {e.name: e.value for e in container.env}
     assert env == {'TLS_CRT': '/tls/crt', 'TLS_KEY': '/tls/key', 'HTTPS_PORT': '443', 'LOG_LEVEL': 'info',
-                   'RANDOM_HOSTNAME': 'true'}
+                   'QPS': '30', 'BURST': '50', 'RANDOM_HOSTNAME': 'true'}
     assert container.readiness_probe.http_get.path == '/health'
     assert container.resources.requests == {'cpu': '10m', 'memory': '32Mi'}
     assert core.read_namespace('gmsa-webhook').metadata.labels['gmsa-webhook'] == 'disabled'
@@ -327,7 +327,7 @@ def test_webhook_in_cluster_objects_idempotent_and_absent(run, api):
         assert hook.rules[0].operations == ops and hook.rules[0].resources == ['pods']
         assert hook.failure_policy == 'Fail' and hook.side_effects == 'None'
         exprs = {(e.key, e.operator, tuple(e.values)) for e in hook.namespace_selector.match_expressions}
-        assert exprs == {('gmsa-webhook', 'NotIn', ('disabled',)),
+        assert exprs == {('gmsa-webhook', 'NotIn', ('disabled',)), ('windows.k8s.io/disabled', 'NotIn', ('true',)),
                          ('kubernetes.io/metadata.name', 'NotIn', ('gmsa-webhook', 'kube-system'))}
         assert 'gmsaCredentialSpecName' in hook.match_conditions[0].expression  # server is >= 1.30
 
