@@ -106,8 +106,8 @@ options:
     default: info
   random_hostname:
     description:
-      - Set C(RANDOM_HOSTNAME=true): the webhook gives each pod that references a GMSA credential spec and sets no
-        C(spec.hostname) a random one (the first 15 characters of a UUID, lower case), and keeps a hostname the pod
+      - Set C(RANDOM_HOSTNAME=true). The webhook then gives each pod that references a GMSA credential spec and sets
+        no C(spec.hostname) a random one (the first 15 characters of a UUID, lower case), and keeps a hostname the pod
         sets.
       - "Trade-off: Windows containers use their hostname as the machine name towards Active Directory. With the
         default (false) every replica of a Deployment gets the pod name as hostname, truncated to 15 characters for

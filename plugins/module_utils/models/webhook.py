@@ -294,6 +294,7 @@ def build_deployment(s, tls_plan=None):
         pod_meta['annotations'] = {TLS_CHECKSUM_ANNOTATION: fingerprint(tls_plan.cert_pem)[:32]}
     pod_spec = {
         'serviceAccountName': s['name'],
+        'os': {'name': 'linux'},  # the image is Linux only (the chart sets it too)
         'nodeSelector': s['node_selector'] or {},
         'containers': [container],
         'volumes': [{'name': 'tls', 'secret': {'secretName': secret_name(s), 'items': [
