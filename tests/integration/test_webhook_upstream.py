@@ -413,3 +413,47 @@ def test_group_grant_counts_for_the_module_and_the_real_webhook(run, setup):
     pod = wait_for(lambda: _mutated(admit(core, ns, 'grouped', service_account='grouped')), 40,
                    what='the real webhook admitting the group-granted pod')
     assert json.loads(filled(pod)) == CREDSPEC
+
+
+# -- the module's own Deployment on the real binary (lab/k8s/kubelet-imitation.sh, not a kubelet) ----------------
+def test_module_deployment_args_and_env_run_on_the_real_webhook(run, setup, k8s_lab):
+    """In-cluster mode: the Deployment and Secret the module writes, run by the lab's kubelet imitation, which
+    starts upstream's binary with the Deployment's args and env and serves it behind the Service's ClusterIP."""
+    core, lab, configure = setup
+    name, ns = 'gmsa-webhook-svc', 'winkube-gmsa-svc'
+    adm = client.AdmissionregistrationV1Api(core.api_client)
+    for kind in ('mutating', 'validating'):  # only the Service-mode configuration decides admission here
+        try:
+            getattr(adm, 'delete_%s_webhook_configuration' % kind)(HOOK)
+        except ApiException as exc:
+            assert exc.status == 404
+    task = """
+- name: webhook
+  winkube.gmsa.webhook:
+    name: %s
+    namespace: %s
+    replicas: 1
+    https_port: 9443
+    wait_timeout: 120
+    state: "{{ state | default('present') }}"
+""" % (name, ns)
+    deployed = run(task)
+    assert deployed.rc == 0, deployed
+    assert deployed.results['webhook']['cert_reload'] is True
+    container = client.AppsV1Api(core.api_client).read_namespaced_deployment(name, ns).spec.template.spec.containers[0]
+    assert container.args == ['--cert-reload=true']
+    env = {e.name: e.value for e in container.env}
+    assert (env['QPS'], env['BURST'], env['RANDOM_HOSTNAME']) == ('30', '50', 'false')
+    imitation = [str(K8S_DIR / 'kubelet-imitation.sh'), 'start', ns, name]
+    try:
+        proc = subprocess.run(imitation, capture_output=True, text=True, timeout=180, check=False)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        log = (Path(proc.stdout.strip().splitlines()[-1]).parent / 'webhook.log').read_text(errors='replace')
+        assert 'Starting certificate watcher' in log, log[-2000:]  # --cert-reload=true reached the binary
+        assert re.search(r'QPS: 30\.0+, Burst: 50', log), log[-2000:]
+        # admission through clientConfig.service, verified with the CA the module published
+        pod = wait_for(lambda: _mutated(admit(core, APPS, 'via-service')), 60, what='admission through the Service')
+        assert json.loads(filled(pod)) == CREDSPEC
+    finally:
+        subprocess.run(imitation[:1] + ['stop', ns, name], capture_output=True, timeout=60, check=False)
+        assert run(task, {'state': 'absent'}).rc == 0
