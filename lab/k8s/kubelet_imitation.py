@@ -18,7 +18,8 @@ process does the kubelet's part for one Deployment, on this host:
 - restarts the process when the pod template changes (a rollout; here stop then start, where a real
   RollingUpdate starts the new pod first) and when it exits (as a kubelet restarts a container);
 - kube-proxy imitation: for each Service of the namespace selecting the pod, adds the Service's ClusterIP to
-  the loopback interface (only inside a private network namespace, e.g. scripts/isolated) so kube-apiserver's
+  the loopback interface (removed at exit; refused when the host already has that address; the tests run in
+  a private network namespace, scripts/isolated, where nothing else sees it) so kube-apiserver's
   ``clientConfig.service`` calls reach the process with real TLS name checks (``<svc>.<ns>.svc``). When the
   Service port differs from the container port a forwarder listens on ClusterIP:port; while the process is
   restarting it holds new connections (up to 10 s) instead of refusing them, as a real Service would route to
@@ -180,7 +181,6 @@ class Imitation(object):
         self.forwarders = {}
         self.error = ''
         self.port = None
-        self.private_netns = os.readlink('/proc/self/ns/net') != os.readlink('/proc/1/ns/net')
 
     # --- the pod ------------------------------------------------------------------------------------
     def desired(self):
@@ -281,8 +281,6 @@ class Imitation(object):
 
     # --- the Services -------------------------------------------------------------------------------
     def route_services(self, template):
-        if not self.private_netns:
-            return
         labels = template['metadata'].get('labels') or {}
         container = template['spec']['containers'][0]
         named = {p.get('name'): p['containerPort'] for p in container.get('ports') or []}
@@ -293,7 +291,11 @@ class Imitation(object):
             if not sel or not ip or ip == 'None' or any(labels.get(k) != v for k, v in sel.items()):
                 continue
             if ip not in self.cluster_ips.values():
-                subprocess.run(['ip', 'addr', 'add', ip + '/32', 'dev', 'lo'], check=False, capture_output=True)
+                if subprocess.run(['ip', '-o', 'addr', 'show', 'to', ip + '/32'], check=True, capture_output=True,
+                                  text=True).stdout.strip():
+                    raise ValueError('%s is already an address of this host: not taking it for Service %s' % (
+                        ip, svc['metadata']['name']))
+                subprocess.run(['ip', 'addr', 'add', ip + '/32', 'dev', 'lo'], check=True, capture_output=True)
                 log('kube-proxy imitation: Service %s has ClusterIP %s on lo' % (svc['metadata']['name'], ip))
             self.cluster_ips[svc['metadata']['name']] = ip
             for port in svc['spec'].get('ports') or []:
@@ -313,7 +315,7 @@ class Imitation(object):
         status = {'pid': self.proc.pid if self.proc else None, 'ready': self.ready(), 'restarts': self.restarts,
                   'template_hash': self.template_hash, 'secret_versions': self.secret_versions,
                   'cluster_ips': self.cluster_ips, 'port': self.port, 'error': self.error,
-                  'private_netns': self.private_netns}
+}
         tmp = os.path.join(self.dir, 'status.json.tmp')
         with open(tmp, 'w') as handle:
             json.dump(status, handle)
