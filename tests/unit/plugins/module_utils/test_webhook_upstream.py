@@ -66,7 +66,7 @@ def test_both_opt_out_labels_and_opt_in_mode():
     default = _expressions(settings())
     assert ('gmsa-webhook', 'NotIn', ('disabled',)) in default          # upstream's deploy script
     assert ('windows.k8s.io/disabled', 'NotIn', ('true',)) in default   # upstream's chart
-    assert not any(op == 'In' for _, op, _ in default)
+    assert not any(expression[1] == 'In' for expression in default)
     opt_in = _expressions(settings(namespace_opt_in=True))
     assert opt_in == default + [('windows.k8s.io/enabled', 'In', ('true',))]
     labels = wh.build_base_objects(settings(), certs.plan_tls(None, wh.tls_names(settings()), now=NOW))[0]
