@@ -175,6 +175,9 @@ options:
         webhook configurations then use C(clientConfig.url) (C(/mutate), C(/validate) appended), and no
         Deployment, Service or PodDisruptionBudget is created. The ServiceAccount and RBAC are still created
         for the webhook's own identity.
+      - The options of the webhook's container (O(random_hostname), O(cert_reload), O(qps), O(burst),
+        O(log_level), O(https_port)) then only describe the Deployment the module would create; set the same
+        flags and environment on the webhook at the URL yourself.
     type: str
   certificate_mode:
     description: Who provides the webhook's TLS certificate.
