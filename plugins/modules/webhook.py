@@ -124,7 +124,7 @@ options:
         or V(cert_manager)), off with O(certificate_mode=external).
       - Upstream v0.13.0 watches the two files themselves. A Secret volume replaces them through a symlink swap,
         so one process picks up only the first renewal (kubernetes-sigs/windows-gmsa issue 176). With
-        O(certificate_mode=self_signed) this does not matter: a rotation also changes the pod template and rolls
+        O(certificate_mode=self_signed) this does not matter, because a rotation also changes the pod template and rolls
         the pods out. With cert-manager, restart the webhook pods after a renewal until upstream fixes this.
     type: bool
   qps:
