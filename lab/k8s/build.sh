@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Build the Kubernetes lab binaries from the Go module proxy into the cache:
-#   $WINKUBE_GMSA_CACHE/bin/k8s-<version>/{kube-apiserver,kube-controller-manager,kube-scheduler,etcd,kwok}
+#   $WINKUBE_GMSA_CACHE/bin/k8s-<version>-<recipe>/{kube-apiserver,kube-controller-manager,kube-scheduler,etcd,kwok}
 # Skips the build when those binaries exist for the pinned versions (a stamp records the wrapper's
 # go.mod/go.sum hash). Go module and build caches live under $WINKUBE_GMSA_CACHE/go.
+# Then build-webhook.sh builds upstream's windows-gmsa webhook from its source tarball (cached the same way).
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
-BINARIES=(kube-apiserver kube-controller-manager kube-scheduler etcd kwok gmsa-webhook-standin)
+BINARIES=(kube-apiserver kube-controller-manager kube-scheduler etcd kwok)
 PACKAGES=(k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager
-          k8s.io/kubernetes/cmd/kube-scheduler ./cmd/etcd sigs.k8s.io/kwok/cmd/kwok ./cmd/gmsa-webhook-standin)
+          k8s.io/kubernetes/cmd/kube-scheduler ./cmd/etcd sigs.k8s.io/kwok/cmd/kwok)
 # kwok's own stage definitions (from its module), written next to the binaries for start.sh.
 KWOK_STAGES=(node/fast/node-initialize.yaml node/heartbeat/node-heartbeat.yaml pod/fast/pod-ready.yaml
              pod/fast/pod-complete.yaml pod/fast/pod-delete.yaml)
@@ -23,6 +24,7 @@ have_all() {
 }
 if [ "${1:-}" != "--force" ] && have_all; then
     log "binaries for Kubernetes $K8S_VERSION / kwok $KWOK_VERSION cached in $BIN_DIR"
+    "$K8S_DIR/build-webhook.sh" >/dev/null
     exit 0
 fi
 
@@ -79,3 +81,4 @@ rm -rf "$tmp_out"
 echo "$stamp_value" >"$stamp"
 log "built in $((SECONDS - start)) s: $(cd "$BIN_DIR" && du -m "${BINARIES[@]}" | awk "{printf \"%s %s MB, \", \$2, \$1}")"
 log "cache size: $(du -sh "$CACHE" | cut -f1)"
+"$K8S_DIR/build-webhook.sh" >/dev/null

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Run the gMSA admission webhook as a local HTTPS process that kube-apiserver really calls.
+# Run upstream's windows-gmsa admission webhook (v0.13.0, built by build-webhook.sh) as a local HTTPS process
+# that kube-apiserver really calls (clientConfig.url).
 #   start-webhook.sh [TLS_CRT TLS_KEY]
 # Without arguments a serving certificate (SAN 127.0.0.1, localhost) is issued by the lab CA.
 # The webhook gets in-cluster configuration as in a pod: inside `unshare -m`, a tmpfs over /run
@@ -7,17 +8,19 @@
 # from the TokenRequest API for service account gmsa-webhook-lab/gmsa-webhook, bound to a
 # ClusterRole with get on gmsacredentialspecs and create on localsubjectaccessreviews;
 # KUBERNETES_SERVICE_HOST/PORT point at the loopback API server.
-# Writes $STATE/webhook.env (see README.md) and prints its path. stop.sh stops it.
-# GMSA_WEBHOOK_BIN overrides the binary (default: the lab's stand-in, see README.md);
-# GMSA_WEBHOOK_PORT picks the port (default: a free one); extra args: GMSA_WEBHOOK_ARGS.
+# Writes $STATE/webhook.env (see README.md) and prints its path. stop-webhook.sh / stop.sh stop it.
+# GMSA_WEBHOOK_BIN overrides the binary; GMSA_WEBHOOK_PORT picks the port (default: a free one);
+# GMSA_WEBHOOK_ARGS adds arguments (e.g. --cert-reload=true); QPS, BURST, RANDOM_HOSTNAME, LOG_LEVEL (default
+# info) pass through to the webhook. To run it from the Deployment and Secret the collection's webhook module
+# created, use kubelet-imitation.sh instead (see README.md).
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 [ "$(id -u)" = 0 ] || { echo "start-webhook.sh needs root (unshare -m, mount)" >&2; exit 1; }
 [ -f "$STATE/env" ] || { echo "the lab is not running: run lab/k8s/start.sh first" >&2; exit 1; }
 # shellcheck disable=SC1091
 . "$STATE/env"
-BIN=${GMSA_WEBHOOK_BIN:-$BIN_DIR/gmsa-webhook-standin}
-[ -x "$BIN" ] || { echo "missing webhook binary $BIN: run lab/k8s/build.sh" >&2; exit 1; }
+BIN=${GMSA_WEBHOOK_BIN:-$GMSA_WEBHOOK_BIN_DIR/gmsa-webhook}
+[ -x "$BIN" ] || { echo "missing webhook binary $BIN: run lab/k8s/build.sh (or lab/k8s/build-webhook.sh)" >&2; exit 1; }
 if [ -f "$STATE/pids/gmsa-webhook.pgid" ] && kill -0 -- "-$(cat "$STATE/pids/gmsa-webhook.pgid")" 2>/dev/null; then
     echo "the webhook already runs; stop it with lab/k8s/stop-webhook.sh" >&2
     exit 1
@@ -74,7 +77,7 @@ chmod 600 "$WH/serviceaccount/token"
 # --- process --------------------------------------------------------------------------------------
 PORT=${GMSA_WEBHOOK_PORT:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')}
 # shellcheck disable=SC2016,SC2086
-setsid env TLS_CRT="$TLS_CRT" TLS_KEY="$TLS_KEY" HTTPS_PORT="$PORT" BIND_ADDRESS=127.0.0.1 \
+setsid env TLS_CRT="$TLS_CRT" TLS_KEY="$TLS_KEY" HTTPS_PORT="$PORT" \
     LOG_LEVEL="${LOG_LEVEL:-info}" KUBERNETES_SERVICE_HOST=127.0.0.1 KUBERNETES_SERVICE_PORT="$K8S_API_PORT" \
     SA_SRC="$WH/serviceaccount" BIN="$BIN" \
     unshare -m --propagation private sh -c '
@@ -84,10 +87,12 @@ setsid env TLS_CRT="$TLS_CRT" TLS_KEY="$TLS_KEY" HTTPS_PORT="$PORT" BIND_ADDRESS
         cp "$SA_SRC/token" "$SA_SRC/ca.crt" "$SA_SRC/namespace" /run/secrets/kubernetes.io/serviceaccount/
         exec "$BIN" "$@"
     ' sh ${GMSA_WEBHOOK_ARGS:-} </dev/null >"$STATE/logs/gmsa-webhook.log" 2>&1 &
-echo $! >"$STATE/pids/gmsa-webhook.pgid"
+pgid=$!
+echo "$pgid" >"$STATE/pids/gmsa-webhook.pgid"
 URL=https://127.0.0.1:$PORT
+wait_group "$pgid" || { echo "the webhook exited:" >&2; tail -20 "$STATE/logs/gmsa-webhook.log" >&2; exit 1; }
 for _ in $(seq 1 100); do
-    kill -0 -- "-$(cat "$STATE/pids/gmsa-webhook.pgid")" 2>/dev/null || {
+    kill -0 -- "-$pgid" 2>/dev/null || {
         echo "the webhook exited:" >&2; tail -20 "$STATE/logs/gmsa-webhook.log" >&2; exit 1; }
     [ "$(curl -s -o /dev/null -w '%{http_code}' --cacert "$CA_BUNDLE" "$URL/health" || true)" = 204 ] && break
     sleep 0.1
@@ -105,8 +110,7 @@ GMSA_WEBHOOK_TLS_KEY=$TLS_KEY
 GMSA_WEBHOOK_NAMESPACE=$NS
 GMSA_WEBHOOK_SERVICE_ACCOUNT=$SA
 GMSA_WEBHOOK_BINARY=$BIN
-GMSA_WEBHOOK_IMPLEMENTATION=$([ "$(basename "$BIN")" = gmsa-webhook-standin ] && echo standin || echo external)
 GMSA_WEBHOOK_LOG=$STATE/logs/gmsa-webhook.log
 ENV
-log "webhook ($(basename "$BIN")) at $URL"
+log "webhook $BIN at $URL"
 echo "$STATE/webhook.env"

@@ -93,6 +93,7 @@ launch() { # name command... : own session/process group, pid file = process gro
     local name=$1; shift
     setsid "$@" </dev/null >"$STATE/logs/$name.log" 2>&1 &
     echo $! >"$STATE/pids/$name.pgid"
+    wait_group $! || true  # alive() then tells a service that exited from one still calling setsid()
 }
 alive() { kill -0 -- "-$(cat "$STATE/pids/$1.pgid")" 2>/dev/null; }
 fail() {

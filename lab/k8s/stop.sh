@@ -29,7 +29,8 @@ stop_groups() { # names... : SIGTERM every group at once, wait up to 10 s, then 
     return 0
 }
 # Clients first, etcd last.
-stop_groups gmsa-webhook kwok kube-scheduler kube-controller-manager kube-apiserver
+# shellcheck disable=SC2046
+stop_groups $(cd "$STATE/pids" && for f in kubelet-imitation-*.pgid; do [ -f "$f" ] && echo "${f%.pgid}"; done) gmsa-webhook kwok kube-scheduler kube-controller-manager kube-apiserver
 stop_groups etcd
 if [ "${KEEP_STATE:-0}" != 1 ]; then
     rm -rf "$STATE"

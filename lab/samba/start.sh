@@ -121,6 +121,8 @@ fi
 setsid samba -i -s "$STATE/dc/etc/smb.conf" </dev/null >"$STATE/samba.log" 2>&1 9>&- &
 pgid=$!
 echo "$pgid" >"$STATE/pgid"
+# the group exists only once setsid(2) ran in the child: wait for it before testing it below
+for _ in $(seq 1 100); do kill -0 -- "-$pgid" 2>/dev/null || ! kill -0 "$pgid" 2>/dev/null && break; sleep 0.05; done
 log "samba started, process group $pgid; waiting for LDAPS on $SERVER:636"
 
 deadline=$(( $(date +%s) + WAIT ))

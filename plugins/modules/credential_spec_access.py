@@ -11,9 +11,11 @@ short_description: Ask the API server whether service accounts may use GMSA cred
 version_added: 0.1.0
 description:
   - For each service account listed, asks the API server's authorizer, with the same
-    C(LocalSubjectAccessReview) the gMSA admission webhook sends when a pod is created, whether
-    C(system:serviceaccount:<namespace>:<name>) may C(use) the C(gmsacredentialspecs.windows.k8s.io)
-    resource of that name in that namespace. The answer covers every way the permission can be granted
+    C(LocalSubjectAccessReview) the gMSA admission webhook (upstream v0.13.0) sends when a pod is created, whether
+    C(system:serviceaccount:<namespace>:<name>), member of the groups C(system:serviceaccounts) and
+    C(system:serviceaccounts:<namespace>), may C(use) the C(gmsacredentialspecs.windows.k8s.io)
+    resource of that name in that namespace. A permission granted to one of those groups therefore counts, as it
+    does for the webhook. The answer covers every way the permission can be granted
     (RoleBindings, ClusterRoleBindings, other authorizers), not only the bindings of
     M(winkube.gmsa.credential_spec_rbac).
   - Read-only; one POST per service account, nothing is stored by the API server.
@@ -98,6 +100,11 @@ results:
       description: The user name asked about.
       type: str
       sample: system:serviceaccount:web:webapp
+    groups:
+      description: The groups sent with the user, as the webhook sends them.
+      type: list
+      elements: str
+      sample: ['system:serviceaccounts', 'system:serviceaccounts:web']
     allowed:
       description: Whether the API server's authorizer allows the verb C(use).
       type: bool
@@ -127,14 +134,27 @@ from ansible_collections.winkube.gmsa.plugins.module_utils.models import names a
 REVIEWS = '/apis/authorization.k8s.io/v1/namespaces/%s/localsubjectaccessreviews'
 
 
+def user_of(namespace, service_account):
+    return 'system:serviceaccount:%s:%s' % (namespace, service_account)
+
+
+def groups_of(namespace):
+    """The groups of a service account's user info (k8s.io/apiserver serviceaccount.MakeGroupNames)."""
+    return ['system:serviceaccounts', 'system:serviceaccounts:%s' % namespace]
+
+
 def review(namespace, service_account, credential_spec):
-    """The LocalSubjectAccessReview the gMSA webhook sends for a pod of this service account."""
+    """The LocalSubjectAccessReview the gMSA webhook sends for a pod of this service account.
+
+    Upstream (kube_client.go, isAuthorizedToUseCredSpec) sends serviceaccount.UserInfo(ns, name, ""): the user
+    name and its groups, an empty UID and no extra, so the same fields go here."""
     return {
         'apiVersion': 'authorization.k8s.io/v1',
         'kind': 'LocalSubjectAccessReview',
         'metadata': {'namespace': namespace},
         'spec': {
-            'user': 'system:serviceaccount:%s:%s' % (namespace, service_account),
+            'user': user_of(namespace, service_account),
+            'groups': groups_of(namespace),
             'resourceAttributes': {'namespace': namespace, 'verb': 'use', 'group': 'windows.k8s.io',
                                    'resource': 'gmsacredentialspecs', 'name': credential_spec},
         },
@@ -182,7 +202,7 @@ def main():
             answer = transport.request('POST', REVIEWS % namespace, body=review(namespace, account, spec))
             status = answer.get('status') or {}
             result = {'credential_spec': spec, 'namespace': namespace, 'service_account': account,
-                      'user': 'system:serviceaccount:%s:%s' % (namespace, account),
+                      'user': user_of(namespace, account), 'groups': groups_of(namespace),
                       'allowed': bool(status.get('allowed')) and not status.get('denied'),
                       'reason': status.get('reason') or ''}
             if status.get('evaluationError'):

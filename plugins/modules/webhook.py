@@ -11,12 +11,13 @@ short_description: Deploy the windows-gmsa admission webhook
 version_added: 0.1.0
 description:
   - "Deploys the upstream windows-gmsa admission webhook (image C(registry.k8s.io/gmsa-webhook/k8s-gmsa-webhook:v0.13.0)
-    by default): Namespace (labelled C(gmsa-webhook=disabled)), ServiceAccount, ClusterRole and
+    by default): Namespace (labelled to opt out), ServiceAccount, ClusterRole and
     ClusterRoleBinding (C(get) gmsacredentialspecs, C(create) localsubjectaccessreviews), TLS Secret,
     Deployment on Linux nodes, Service on port 443, optional PodDisruptionBudget, and the
     MutatingWebhookConfiguration (pods CREATE) and ValidatingWebhookConfiguration (pods CREATE and UPDATE)."
   - The webhook configurations mirror upstream (C(failurePolicy=Fail), C(sideEffects=None), namespaces
-    labelled C(gmsa-webhook=disabled) excluded) and add two safeguards asked for upstream. CEL
+    labelled C(gmsa-webhook=disabled) or C(windows.k8s.io/disabled=true) excluded, the client QPS/BURST of the
+    chart) and add safeguards asked for upstream. CEL
     C(matchConditions) send only pods that name or carry a GMSA credential spec to the webhook, so a webhook
     outage cannot block other pods (needs Kubernetes 1.30 or later, see O(match_conditions)).
     C(kube-system) (see O(excluded_namespaces)) and the webhook's own namespace are never sent, so the
@@ -27,8 +28,10 @@ description:
     The pair is replaced O(renew_before_days) before expiry, when the names change, or with O(force_rotate).
     The rotation leaves no window in which admission fails. First the webhook configurations trust the old and
     the new CA, then the Secret and the Deployment switch to the new certificate, and after the rollout (with
-    O(wait=true)) the old CA is dropped. Without a rollout to wait for (O(wait=false) or O(webhook_url)), the
-    old CA is dropped on the next run.
+    O(wait=true)) the old CA is dropped. Without a rollout to wait for (O(wait=false)), the old CA is dropped
+    on the next run. With O(webhook_url), the next runs connect to the URL (a TLS handshake) and drop the old CA
+    only once the webhook there serves a certificate that the new CA verifies for the URL's host; until then
+    both CAs stay and RV(tls.previous_ca_kept) says why.
   - With O(certificate_mode=cert_manager), cert-manager issues the certificate (a self-signed Issuer unless
     O(cert_manager_issuer) is given) and its CA injector fills in C(caBundle).
   - With O(certificate_mode=external), the webhook's certificate is managed elsewhere and O(ca_bundle)
@@ -50,7 +53,9 @@ options:
     type: str
     default: gmsa-webhook
   namespace:
-    description: Namespace of the webhook; created when missing and labelled C(gmsa-webhook=disabled).
+    description:
+      - Namespace of the webhook; created when missing and labelled C(gmsa-webhook=disabled) and
+        C(windows.k8s.io/disabled=true).
     type: str
     default: gmsa-webhook
   image_registry:
@@ -101,26 +106,57 @@ options:
     default: info
   random_hostname:
     description:
-      - Set RANDOM_HOSTNAME, so the webhook gives GMSA pods without a hostname a random one and many replicas
-        can share one gMSA.
+      - Set C(RANDOM_HOSTNAME=true). The webhook then gives each pod that references a GMSA credential spec and sets
+        no C(spec.hostname) a random one (the first 15 characters of a UUID, lower case), and keeps a hostname the pod
+        sets.
+      - "Trade-off: Windows containers use their hostname as the machine name towards Active Directory. With the
+        default (false) every replica of a Deployment gets the pod name as hostname, truncated to 15 characters for
+        NetBIOS, so replicas whose names share those 15 characters use one name and clash
+        (microsoft/Windows-Containers issue 405). A random hostname avoids that, but it is a meaningless name that
+        changes with every pod, so logs, SPNs and access rules cannot rely on it."
     type: bool
     default: false
   cert_reload:
     description:
-      - Pass C(--cert-reload) so the webhook reloads a renewed certificate from disk (useful with cert-manager).
+      - Pass C(--cert-reload=true) so the webhook reloads a renewed certificate from disk without a restart;
+        C(--cert-reload=false) when off (the spelling of upstream's chart, which upstream's tooling looks for).
+      - By default on when the collection or cert-manager rotates the certificate (O(certificate_mode=self_signed)
+        or V(cert_manager)), off with O(certificate_mode=external).
+      - Upstream v0.13.0 watches the two files themselves. A Secret volume replaces them through a symlink swap,
+        so one process picks up only the first renewal (kubernetes-sigs/windows-gmsa issue 176). With
+        O(certificate_mode=self_signed) this does not matter, because a rotation also changes the pod template and rolls
+        the pods out. With cert-manager, restart the webhook pods after a renewal until upstream fixes this.
     type: bool
-    default: false
+  qps:
+    description:
+      - QPS of the webhook's Kubernetes client (environment variable C(QPS)). Upstream's chart sets 30; without it
+        the webhook runs at client-go's default of 5.
+    type: float
+    default: 30
+  burst:
+    description: BURST of the webhook's Kubernetes client (environment variable C(BURST)); the chart sets 50.
+    type: int
+    default: 50
   https_port:
     description: HTTPS_PORT, the port the webhook container listens on (the Service always listens on 443).
     type: int
     default: 443
   excluded_namespaces:
     description:
-      - Namespaces never sent to the webhook, besides O(namespace) and namespaces labelled
-        C(gmsa-webhook=disabled).
+      - Namespaces never sent to the webhook, besides O(namespace) and namespaces labelled to opt out. Both
+        opt-out labels are honoured, C(gmsa-webhook=disabled) (upstream's deploy script) and
+        C(windows.k8s.io/disabled=true) (upstream's Helm chart).
     type: list
     elements: str
     default: [kube-system]
+  namespace_opt_in:
+    description:
+      - Send only the pods of namespaces labelled C(windows.k8s.io/enabled=true) to the webhook (upstream issue 25,
+        pull request 90). Pods elsewhere are then admitted without the webhook even while it is down, but they get
+        no credential spec filled in and no access check either, so label every namespace that runs gMSA pods.
+      - The opt-out labels and O(excluded_namespaces) still apply.
+    type: bool
+    default: false
   failure_policy:
     description: What the API server does when the webhook cannot be called.
     type: str
@@ -143,6 +179,9 @@ options:
         webhook configurations then use C(clientConfig.url) (C(/mutate), C(/validate) appended), and no
         Deployment, Service or PodDisruptionBudget is created. The ServiceAccount and RBAC are still created
         for the webhook's own identity.
+      - The options of the webhook's container (O(random_hostname), O(cert_reload), O(qps), O(burst),
+        O(log_level), O(https_port)) then only describe the Deployment the module would create; set the same
+        flags and environment on the webhook at the URL yourself.
     type: str
   certificate_mode:
     description: Who provides the webhook's TLS certificate.
@@ -218,10 +257,17 @@ EXAMPLES = r"""
     certificate_mode: external
     ca_bundle: "{{ lookup('file', 'webhook-ca.pem') }}"
 
-- name: Use cert-manager
+- name: Use cert-manager (the webhook reloads renewed certificates, --cert-reload=true by default)
   winkube.gmsa.webhook:
     certificate_mode: cert_manager
-    cert_reload: true
+
+- name: Only namespaces labelled windows.k8s.io/enabled=true go through the webhook
+  winkube.gmsa.webhook:
+    namespace_opt_in: true
+
+- name: Random hostnames for gMSA pods, so replicas do not share one name
+  winkube.gmsa.webhook:
+    random_hostname: true
 
 - name: Remove the webhook (the CRD and credential specs stay)
   winkube.gmsa.webhook:
@@ -270,6 +316,17 @@ tls:
       description: Whether the webhook configurations still trust the previous CA (until the next run).
       type: bool
       sample: false
+    previous_ca_kept:
+      description:
+        - Why the previous CA is still trusted after a rotation with O(webhook_url), when the webhook at the URL
+          does not serve the new certificate yet (the TLS error seen); absent otherwise.
+      type: str
+      sample: "the webhook at https://10.0.0.5:8443 does not serve a certificate that the new CA verifies yet (...)"
+cert_reload:
+  description: Whether the webhook runs with C(--cert-reload=true).
+  returned: state is present
+  type: bool
+  sample: true
 objects:
   description: Every object handled, with the action taken (created, updated, deleted, unchanged, skipped).
   returned: always
@@ -284,7 +341,10 @@ api_requests:
 """
 
 import base64
+import socket
+import ssl
 
+from ansible.module_utils.six.moves.urllib.parse import urlparse
 from ansible_collections.winkube.gmsa.plugins.module_utils.strict import AnsibleModule
 
 from ansible_collections.winkube.gmsa.plugins.module_utils.k8s.connection_spec import k8s_argument_spec
@@ -297,7 +357,7 @@ from ansible_collections.winkube.gmsa.plugins.module_utils.models import webhook
 WEBHOOK_OPTIONS = (
     'name', 'namespace', 'image_registry', 'image_repository', 'image_tag', 'image_digest', 'image_pull_policy',
     'replicas', 'node_selector', 'tolerations', 'resources', 'pod_disruption_budget', 'log_level',
-    'random_hostname', 'cert_reload', 'https_port', 'excluded_namespaces', 'failure_policy', 'timeout_seconds',
+    'random_hostname', 'cert_reload', 'qps', 'burst', 'namespace_opt_in', 'https_port', 'excluded_namespaces', 'failure_policy', 'timeout_seconds',
     'webhook_url', 'certificate_mode', 'ca_bundle', 'cert_validity_days', 'renew_before_days',
     'cert_manager_issuer', 'cert_manager_issuer_kind',
 )
@@ -312,6 +372,33 @@ def _decoded_secret(secret):
         except (ValueError, UnicodeDecodeError):
             result[key] = ''
     return result
+
+
+def _published_bundle(engine, config_refs):
+    """The CA certificates the current webhook configurations trust (all of them, de-duplicated)."""
+    pems = []
+    for ref in config_refs:
+        for hook in (engine.cache.get(ref) or {}).get('webhooks') or []:
+            try:
+                pems.append(base64.b64decode((hook.get('clientConfig') or {}).get('caBundle') or '').decode('ascii'))
+            except (ValueError, UnicodeDecodeError):
+                continue
+    return certs.ca_bundle(*pems)
+
+
+def _serving_problem(url, ca_pem, timeout=10):
+    """None when the webhook at url serves a certificate that ca_pem verifies for the URL's host, else why not.
+
+    The same check the API server makes, so the old CA is dropped only when admission keeps working."""
+    parts = urlparse(url)
+    try:
+        context = ssl.create_default_context(cadata=ca_pem)
+        with socket.create_connection((parts.hostname, parts.port or 443), timeout=timeout) as sock:
+            with context.wrap_socket(sock, server_hostname=parts.hostname):
+                return None
+    except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+        return ('the webhook at %s does not serve a certificate that the new CA verifies yet (%s); both CAs stay '
+                'trusted until it does' % (url, exc))
 
 
 def main():
@@ -334,7 +421,10 @@ def main():
             log_level=dict(type='str', choices=['panic', 'fatal', 'error', 'warn', 'info', 'debug', 'trace'],
                            default='info'),
             random_hostname=dict(type='bool', default=False),
-            cert_reload=dict(type='bool', default=False),
+            cert_reload=dict(type='bool'),
+            qps=dict(type='float', default=30.0),
+            burst=dict(type='int', default=50),
+            namespace_opt_in=dict(type='bool', default=False),
             https_port=dict(type='int', default=443),
             excluded_namespaces=dict(type='list', elements='str', default=['kube-system']),
             failure_policy=dict(type='str', choices=['Fail', 'Ignore'], default='Fail'),
@@ -408,11 +498,20 @@ def main():
             rolled_out = True
         bundle = final_bundle
         if plan is not None and plan.action == 'rotate' and not rolled_out:
-            bundle = plan.transition_bundle()  # the old CA is dropped on the next run
+            bundle = plan.transition_bundle()  # the old CA is dropped on a later run
+        elif plan is not None and plan.action == 'keep' and s['webhook_url']:
+            # after a rotation, drop the old CA only once the external webhook serves the new certificate
+            published = _published_bundle(engine, config_refs)
+            if any(ca not in certs.split_pem_bundle(plan.ca_pem) for ca in certs.split_pem_bundle(published)):
+                problem = _serving_problem(s['webhook_url'], plan.ca_pem)
+                if problem:
+                    bundle = certs.ca_bundle(published, plan.ca_pem)
+                    tls['previous_ca_kept'] = problem
         engine.apply(model.build_webhook_configurations(s, bundle, use_match))
         if plan is not None:
             tls['previous_ca_trusted'] = bool(bundle) and len(certs.split_pem_bundle(bundle)) > 1
-        return {'image': model.image_reference(s), 'match_conditions': use_match, 'tls': tls}
+        return {'image': model.image_reference(s), 'match_conditions': use_match, 'tls': tls,
+                'cert_reload': model.cert_reload_enabled(s)}
 
     run_module(module, present if params['state'] == 'present' else absent)
 

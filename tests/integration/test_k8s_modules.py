@@ -298,10 +298,10 @@ def test_webhook_in_cluster_objects_idempotent_and_absent(run, api):
     assert pod.tolerations[0].key == 'node-role.kubernetes.io/control-plane'
     container = pod.containers[0]
     assert container.image == 'registry.k8s.io/gmsa-webhook/k8s-gmsa-webhook:v0.13.0'
-    assert container.args == ['--cert-reload']
+    assert container.args == ['--cert-reload=true']
     env = {e.name: e.value for e in container.env}
     assert env == {'TLS_CRT': '/tls/crt', 'TLS_KEY': '/tls/key', 'HTTPS_PORT': '443', 'LOG_LEVEL': 'info',
-                   'RANDOM_HOSTNAME': 'true'}
+                   'QPS': '30', 'BURST': '50', 'RANDOM_HOSTNAME': 'true'}
     assert container.readiness_probe.http_get.path == '/health'
     assert container.resources.requests == {'cpu': '10m', 'memory': '32Mi'}
     assert core.read_namespace('gmsa-webhook').metadata.labels['gmsa-webhook'] == 'disabled'
@@ -327,7 +327,7 @@ def test_webhook_in_cluster_objects_idempotent_and_absent(run, api):
         assert hook.rules[0].operations == ops and hook.rules[0].resources == ['pods']
         assert hook.failure_policy == 'Fail' and hook.side_effects == 'None'
         exprs = {(e.key, e.operator, tuple(e.values)) for e in hook.namespace_selector.match_expressions}
-        assert exprs == {('gmsa-webhook', 'NotIn', ('disabled',)),
+        assert exprs == {('gmsa-webhook', 'NotIn', ('disabled',)), ('windows.k8s.io/disabled', 'NotIn', ('true',)),
                          ('kubernetes.io/metadata.name', 'NotIn', ('gmsa-webhook', 'kube-system'))}
         assert 'gmsaCredentialSpecName' in hook.match_conditions[0].expression  # server is >= 1.30
 
@@ -646,3 +646,180 @@ def test_missing_crd_refuses_and_crd_removal_guard(run, api):
     assert 'CustomResourceDefinition' in missing.results['specs']['msg']
     assert run(CRD_TASK).rc == 0  # leave the cluster as other tests expect it
     assert run(SPEC_TASK, spec_vars()).rc == 0
+
+
+# ------------------------------------------------------------------------------------------------------------
+# The module's own Deployment and Secret, run by the lab's kubelet imitation (lab/k8s/kubelet_imitation.py: not a
+# kubelet; it runs upstream's binary with the Deployment's args/env and the Secret's keys as files, and puts the
+# Service's ClusterIP on the loopback of the test's private network namespace, so clientConfig.service works).
+KL_HOOK, KL_NS = 'gmsa-webhook-kl', 'winkube-gmsa-kl'
+KL_TASK = """
+- name: webhook
+  winkube.gmsa.webhook:
+    name: %s
+    namespace: %s
+    cert_reload: true
+    https_port: 8443
+    force_rotate: "{{ rotate | default(false) }}"
+    wait_timeout: 120
+""" % (KL_HOOK, KL_NS)
+
+
+def _imitation(action):
+    proc = subprocess.run([str(K8S_DIR / 'kubelet-imitation.sh'), action, KL_NS, KL_HOOK], capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return Path(proc.stdout.strip().splitlines()[-1]) if action == 'start' else None
+
+
+def _served_cert(host, port=443):
+    """The PEM certificate the webhook serves at host:port (not verified: this only reads which one it is)."""
+    import ssl
+
+    return ssl.get_server_certificate((host, port))
+
+
+def _same_cert(pem_a, pem_b):
+    return x509.load_pem_x509_certificate(pem_a.encode()) == x509.load_pem_x509_certificate(pem_b.encode())
+
+
+class PodStream(object):
+    """Dry-run GMSA pod creations in a loop on a thread, recording every refusal (the API server's answer)."""
+
+    def __init__(self, core):
+        import threading
+
+        self.core, self.count, self.failures = core, 0, []
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self.loop, daemon=True)
+
+    def loop(self):
+        while not self.stopping.is_set():
+            result = admitted(self.core, f'stream-{self.count}')
+            self.count += 1
+            if isinstance(result, ApiException):
+                self.failures.append((result.status, result.body))
+            elif json.loads(result.spec.security_context.windows_options.gmsa_credential_spec) != CREDSPEC:
+                self.failures.append(('wrong credspec', result.spec.security_context.windows_options.gmsa_credential_spec))
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stopping.set()
+        self.thread.join(30)
+
+
+def test_module_deployment_runs_upstream_webhook_and_rotates_without_failures(run, api, k8s_lab):
+    """The webhook module's Deployment and Secret drive upstream's binary (kubelet imitation); the API server calls
+    it through clientConfig.service (ClusterIP on lo, real TLS name check of <svc>.<ns>.svc). A forced rotation
+    (both CAs published, Secret and pod template switched, rollout, old CA dropped) and a Secret renewed in place
+    (what cert-manager does; --cert-reload picks it up in the same process) both happen while pods are created
+    continuously, and none is refused."""
+    assert run(CRD_TASK).rc == 0
+    assert run(SPEC_TASK, spec_vars()).rc == 0
+    ensure_namespace(api, APPS, ['webapp', 'other'])
+    assert run("""
+- name: rbac
+  winkube.gmsa.credential_spec_rbac:
+    bindings:
+      - credential_spec: gmsa-webapp1
+        use_by: [{namespace: %s, service_accounts: [webapp]}]
+""" % APPS).rc == 0
+    core = client.CoreV1Api(api)
+    saved = park_gmsa_webhooks(api, keep=(KL_HOOK,))
+    try:
+        first = run(KL_TASK)
+        assert first.rc == 0, first
+        status_file = _imitation('start')
+        svc_ip = core.read_namespaced_service(KL_HOOK, KL_NS).spec.cluster_ip
+        assert json.loads(status_file.read_text())['cluster_ips'] == {KL_HOOK: svc_ip}
+        adm = client.AdmissionregistrationV1Api(api)
+        assert adm.read_mutating_webhook_configuration(KL_HOOK).webhooks[0].client_config.service.name == KL_HOOK
+        wait_admission_ready(core)
+        secret = core.read_namespaced_secret(f'{KL_HOOK}-tls', KL_NS).data
+        assert _same_cert(_served_cert(svc_ip), base64.b64decode(secret['tls.crt']).decode())
+        refused = admitted(core, 'unbound', sa='other')
+        assert isinstance(refused, ApiException) and refused.status == 403, refused
+
+        pid_before = json.loads(status_file.read_text())['pid']
+        # 1. the module's forced rotation: both CAs published, Secret and pod template switched (a rollout: the
+        # imitation restarts the process, which then serves the new certificate), old CA dropped. Upstream ends at
+        # once on SIGTERM, so a request in flight on the old process can fail at the restart (as in a cluster), but
+        # none fails on trust: the new CA was published before the new certificate was served.
+        with PodStream(core) as stream:
+            rotated = run(KL_TASK, {'rotate': True})
+            time.sleep(2)
+        assert rotated.rc == 0 and rotated.changed, rotated
+        assert rotated.results['webhook']['tls']['action'] == 'rotate'
+        assert stream.count > 5 and not [f for f in stream.failures if 'x509' in str(f[1])], stream.failures[:3]
+        new = core.read_namespaced_secret(f'{KL_HOOK}-tls', KL_NS).data
+        assert new['tls.crt'] != secret['tls.crt']
+        wait_for(lambda: _same_cert(_served_cert(svc_ip), base64.b64decode(new['tls.crt']).decode()), 20,
+                 what='rotated certificate served')
+        assert json.loads(status_file.read_text())['pid'] != pid_before  # the pod template changed: a rollout
+        wait_admission_ready(core)
+        # 2. then the Secret renewed in place (cert-manager's way: no pod template change), pods created all along: the
+        # same process serves the new certificate, reloaded by --cert-reload from the files the imitation rewrote
+        # the way a kubelet does (..data symlink swap), and no request is refused.
+        # The module never stores its CA key: a new CA signs the renewal, published next to the module's (by hand, last:
+        # the module's next apply would then conflict on caBundle).
+        pid = json.loads(status_file.read_text())['pid']
+        renewed = []
+        for round_ in range(2):
+            crt, key, ca = _issue_cert([f'{KL_HOOK}.{KL_NS}.svc'])
+            renewed.append(crt)
+            for config in (adm.read_mutating_webhook_configuration(KL_HOOK),
+                           adm.read_validating_webhook_configuration(KL_HOOK)):
+                bundle = base64.b64decode(config.webhooks[0].client_config.ca_bundle) + ca
+                config.webhooks[0].client_config.ca_bundle = base64.b64encode(bundle).decode()
+                kind = 'mutating' if config.kind == 'MutatingWebhookConfiguration' else 'validating'
+                getattr(adm, f'replace_{kind}_webhook_configuration')(KL_HOOK, config)
+            time.sleep(1)
+            with PodStream(core) as stream:
+                core.patch_namespaced_secret(f'{KL_HOOK}-tls', KL_NS, {'data': {
+                    'tls.crt': base64.b64encode(crt).decode(), 'tls.key': base64.b64encode(key).decode()}})
+                mirrored = status_file.parent / 'volumes' / 'tls' / 'crt'
+                wait_for(lambda: mirrored.read_bytes() == crt, 20, what='Secret mirrored into the volume files')
+                if round_ == 0:
+                    wait_for(lambda: _same_cert(_served_cert(svc_ip), crt.decode()), 20, what='renewed certificate served')
+                time.sleep(2)
+            assert stream.count > 3 and stream.failures == [], stream.failures[:3]
+            assert json.loads(status_file.read_text())['pid'] == pid  # no restart
+        # 3. upstream v0.13.0 reloads only once per process: its fsnotify watch follows the file the first ..data
+        # swap deletes (kubernetes-sigs/windows-gmsa#176, fix proposed in #178), so the second renewal is not served
+        assert _same_cert(_served_cert(svc_ip), renewed[0].decode())
+        assert 'detected change in certificate file' in (status_file.parent / 'webhook.log').read_text()
+
+    finally:
+        _imitation('stop')
+        run("""
+- name: webhook
+  winkube.gmsa.webhook: {state: absent, name: %s, namespace: %s}
+""" % (KL_HOOK, KL_NS))
+        restore_gmsa_webhooks(api, saved)
+
+
+def _issue_cert(dns_names):
+    """A new CA and a serving certificate for dns_names (PEM bytes: cert, key, CA)."""
+    import datetime
+
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(x509.oid.NameOID.COMMON_NAME, 'renewal-test-ca')])
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+          .serial_number(x509.random_serial_number()).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True).sign(ca_key, hashes.SHA256()))
+    cert = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(x509.oid.NameOID.COMMON_NAME, dns_names[0])]))
+            .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in dns_names]), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    pem = serialization.Encoding.PEM
+    return (cert.public_bytes(pem),
+            key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),
+            ca.public_bytes(pem))

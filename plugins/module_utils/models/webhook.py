@@ -24,7 +24,12 @@ WEBHOOK_NAME = 'admission-webhook.windows-gmsa.sigs.k8s.io'
 DEFAULT_REGISTRY = 'registry.k8s.io'
 DEFAULT_REPOSITORY = 'gmsa-webhook/k8s-gmsa-webhook'
 DEFAULT_TAG = 'v0.13.0'
+# Namespaces opt out with either label: upstream's deploy script labels with gmsa-webhook=disabled, its Helm
+# chart selects on windows.k8s.io/disabled=true. Both are honoured so namespaces labelled for either keep working.
 DISABLED_LABEL = 'gmsa-webhook'
+OPT_OUT_LABELS = ((DISABLED_LABEL, 'disabled'), ('windows.k8s.io/disabled', 'true'))
+# namespace_opt_in: only namespaces carrying this label are sent to the webhook (upstream issue #25, PR #90).
+OPT_IN_LABEL = ('windows.k8s.io/enabled', 'true')
 TLS_CHECKSUM_ANNOTATION = 'winkube.gmsa/tls-sha256'
 CAINJECTOR_ANNOTATION = 'cert-manager.io/inject-ca-from'
 MATCH_CONDITIONS_MIN_VERSION = (1, 30)
@@ -44,7 +49,10 @@ DEFAULTS = {
     'pod_disruption_budget': False,
     'log_level': 'info',
     'random_hostname': False,
-    'cert_reload': False,
+    'cert_reload': None,  # None: on whenever the collection rotates certificates (see cert_reload_enabled)
+    'qps': 30.0,
+    'burst': 50,
+    'namespace_opt_in': False,
     'https_port': 443,
     'excluded_namespaces': ['kube-system'],
     'failure_policy': 'Fail',
@@ -93,6 +101,10 @@ def validate_settings(s):
         problems.append('replicas must not be negative')
     if not 1 <= int(s.get('timeout_seconds') or 10) <= 30:
         problems.append('timeout_seconds must be between 1 and 30')
+    if float(s.get('qps') or 0) <= 0:
+        problems.append('qps must be larger than 0 (the chart uses 30)')
+    if int(s.get('burst') or 0) < 1:
+        problems.append('burst must be 1 or more (the chart uses 50)')
     return problems
 
 
@@ -158,12 +170,25 @@ def match_conditions(validating):
     return [{'name': 'pod-references-gmsa-credential-spec', 'expression': expression}]
 
 
+def cert_reload_enabled(s):
+    """--cert-reload: on by default whenever certificates are rotated by the collection or cert-manager."""
+    if s.get('cert_reload') is None:
+        return s['certificate_mode'] in ('self_signed', 'cert_manager')
+    return bool(s['cert_reload'])
+
+
+def _number(value):
+    """QPS as the chart renders it (30.0 -> '30', 7.5 -> '7.5')."""
+    return ('%f' % float(value)).rstrip('0').rstrip('.')
+
+
 def namespace_selector(s):
     excluded = sorted(set(list(s.get('excluded_namespaces') or []) + [s['namespace']]))
-    return {'matchExpressions': [
-        {'key': DISABLED_LABEL, 'operator': 'NotIn', 'values': ['disabled']},
-        {'key': 'kubernetes.io/metadata.name', 'operator': 'NotIn', 'values': excluded},
-    ]}
+    expressions = [{'key': key, 'operator': 'NotIn', 'values': [value]} for key, value in OPT_OUT_LABELS]
+    expressions.append({'key': 'kubernetes.io/metadata.name', 'operator': 'NotIn', 'values': excluded})
+    if s.get('namespace_opt_in'):
+        expressions.append({'key': OPT_IN_LABEL[0], 'operator': 'In', 'values': [OPT_IN_LABEL[1]]})
+    return {'matchExpressions': expressions}
 
 
 def _client_config(s, path, ca_bundle_pem):
@@ -244,9 +269,11 @@ def build_deployment(s, tls_plan=None):
         {'name': 'TLS_KEY', 'value': '/tls/key'},
         {'name': 'HTTPS_PORT', 'value': str(s['https_port'])},
         {'name': 'LOG_LEVEL', 'value': s['log_level']},
+        # the webhook's client-go rate limits, as upstream's chart sets them (client-go alone: 5/10)
+        {'name': 'QPS', 'value': _number(s['qps'])},
+        {'name': 'BURST', 'value': str(int(s['burst']))},
+        {'name': 'RANDOM_HOSTNAME', 'value': 'true' if s['random_hostname'] else 'false'},
     ]
-    if s['random_hostname']:
-        env.append({'name': 'RANDOM_HOSTNAME', 'value': 'true'})
     container = {
         'name': s['name'],
         'image': image_reference(s),
@@ -256,9 +283,9 @@ def build_deployment(s, tls_plan=None):
         'readinessProbe': {'httpGet': {'scheme': 'HTTPS', 'path': '/health', 'port': int(s['https_port'])}},
         'volumeMounts': [{'name': 'tls', 'mountPath': '/tls', 'readOnly': True}],
         'securityContext': {'allowPrivilegeEscalation': False},
+        # the chart's spelling, which upstream's tooling looks for; Go's flag package reads both
+        'args': ['--cert-reload=%s' % ('true' if cert_reload_enabled(s) else 'false')],
     }
-    if s['cert_reload']:
-        container['args'] = ['--cert-reload']
     if s.get('resources'):
         container['resources'] = s['resources']
     pod_meta = {'labels': {'app': s['name']}}
@@ -267,6 +294,7 @@ def build_deployment(s, tls_plan=None):
         pod_meta['annotations'] = {TLS_CHECKSUM_ANNOTATION: fingerprint(tls_plan.cert_pem)[:32]}
     pod_spec = {
         'serviceAccountName': s['name'],
+        'os': {'name': 'linux'},  # the image is Linux only (the chart sets it too)
         'nodeSelector': s['node_selector'] or {},
         'containers': [container],
         'volumes': [{'name': 'tls', 'secret': {'secretName': secret_name(s), 'items': [
@@ -290,7 +318,7 @@ def build_base_objects(s, tls_plan=None):
     objects = [
         {'apiVersion': 'v1', 'kind': 'Namespace',
          'metadata': {'name': s['namespace'],
-                      'labels': managed_labels('admission-webhook', {DISABLED_LABEL: 'disabled'})}},
+                      'labels': managed_labels('admission-webhook', dict(OPT_OUT_LABELS))}},
         {'apiVersion': 'v1', 'kind': 'ServiceAccount', 'metadata': _meta(s, s['name'])},
         {'apiVersion': 'rbac.authorization.k8s.io/v1', 'kind': 'ClusterRole',
          'metadata': _meta(s, cluster_role_name(s), namespaced=False),

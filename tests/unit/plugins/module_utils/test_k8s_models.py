@@ -193,10 +193,10 @@ def test_base_objects_service_mode():
     dep = objects[5]
     container = dep['spec']['template']['spec']['containers'][0]
     assert container['image'] == 'registry.k8s.io/gmsa-webhook/k8s-gmsa-webhook:v0.13.0'
-    assert container['args'] == ['--cert-reload']
+    assert container['args'] == ['--cert-reload=true']
     assert {e['name']: e['value'] for e in container['env']} == {
         'TLS_CRT': '/tls/crt', 'TLS_KEY': '/tls/key', 'HTTPS_PORT': '443', 'LOG_LEVEL': 'info',
-        'RANDOM_HOSTNAME': 'true'}
+        'QPS': '30', 'BURST': '50', 'RANDOM_HOSTNAME': 'true'}
     assert dep['spec']['template']['spec']['nodeSelector'] == {'kubernetes.io/os': 'linux'}
     assert wh.TLS_CHECKSUM_ANNOTATION in dep['spec']['template']['metadata']['annotations']
     secret = objects[4]
@@ -218,7 +218,7 @@ def test_webhook_configurations():
     assert m['clientConfig']['service'] == {'name': 'gmsa-webhook', 'namespace': 'gmsa-webhook',
                                             'path': '/mutate', 'port': 443}
     assert base64.b64decode(m['clientConfig']['caBundle']) == b'PEM'
-    assert m['namespaceSelector']['matchExpressions'][1]['values'] == ['gmsa-webhook', 'kube-system', 'monitoring']
+    assert m['namespaceSelector']['matchExpressions'][2]['values'] == ['gmsa-webhook', 'kube-system', 'monitoring']
     assert 'gmsaCredentialSpecName' in m['matchConditions'][0]['expression']
     assert 'oldObject' in v['matchConditions'][0]['expression'] and 'oldObject' not in m['matchConditions'][0]['expression']
     plain = wh.build_webhook_configurations(s, 'PEM', use_match_conditions=False)[0]
