@@ -73,9 +73,7 @@ def fake_node(name, os_name):
                          'labels': {'kubernetes.io/os': os_name, 'kubernetes.io/arch': 'amd64',
                                     'kubernetes.io/hostname': name, 'type': 'kwok'}},
             'status': {'allocatable': {'cpu': '8', 'memory': '16Gi', 'pods': '110'},
-                       'capacity': {'cpu': '8', 'memory': '16Gi', 'pods': '110'},
-                       'nodeInfo': {'operatingSystem': os_name, 'architecture': 'amd64', 'kubeletVersion': 'fake',
-                                    'kubeProxyVersion': 'fake', 'containerRuntimeVersion': 'kwok'}}}
+                       'capacity': {'cpu': '8', 'memory': '16Gi', 'pods': '110'}}}
 
 
 def allowed(api, namespace, verb, resource, name=None):

@@ -151,3 +151,15 @@ def test_preflight_through_the_connection_and_a_wrong_connection_is_refused(ansi
       ignore_errors: true
     """)
     assert "uses the 'local' connection" in result['fix']['notwindows']['msg']
+
+
+def test_lab_inventory_reaches_the_endpoint_as_windows_hosts(ansible_env, tmp_path, lab):
+    """playbooks/inventory/lab.yml: the endpoint's fake nodes are inventory hosts with ansible_connection winrm."""
+    repo = Path(__file__).resolve().parents[2]
+    proc, result = run(ansible_env, tmp_path, repo / 'playbooks' / 'inventory' / 'lab.yml', """
+    - name: fix
+      winkube.gmsa.node_registry:
+    """)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert sorted(result['fix']) == ['WIN-NODE1', 'WIN-NODE2']
+    assert {r['computer_name'] for r in result['fix'].values()} == {'WIN-NODE1', 'WIN-NODE2'}
