@@ -163,3 +163,35 @@ def test_lab_inventory_reaches_the_endpoint_as_windows_hosts(ansible_env, tmp_pa
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert sorted(result['fix']) == ['WIN-NODE1', 'WIN-NODE2']
     assert {r['computer_name'] for r in result['fix'].values()} == {'WIN-NODE1', 'WIN-NODE2'}
+
+
+def test_docker_credential_spec_through_the_connection_with_hostile_content(ansible_env, tmp_path, lab):
+    import base64
+    from ansible_collections.winkube.gmsa.plugins.module_utils.models.credential_spec import build_credential_spec
+    from ansible_collections.winkube.gmsa.plugins.module_utils.models.credential_spec import to_bytes
+    from ansible_collections.winkube.gmsa.plugins.module_utils.winrm.docker_scripts import DOCKER_CREDENTIAL_SPEC
+    domain = {'dns_name': 'contoso.test', 'netbios_name': 'CONTOSO', 'forest_dns_name': 'contoso.test',
+              'domain_guid': '244818ae-87ac-4fcd-92ec-e79e5252348a',
+              'domain_sid': 'S-1-5-21-2126449477-2524075714-3094792973'}
+    host_config = {'plugin_guid': '{859E1386-BDB4-49E8-85C7-3070B13920E1}', 'plugin_input': HOSTILE[0] + HOSTILE[2]}
+    expected = to_bytes(build_credential_spec(domain, 'WebApp1', host_account=host_config))
+    inv = inventory(lab, tmp_path, names=['WIN-NODE2'])
+    task = """
+    - name: spec
+      winkube.gmsa.docker_credential_spec:
+        name: gmsa-webapp1
+        domain: %s
+        account: WebApp1
+        host_account_config: %s
+    """ % (json.dumps(domain), json.dumps(host_config))
+    proc, result = run(ansible_env, tmp_path, inv, task, diff=True)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    answer = result['spec']['WIN-NODE2']
+    assert answer['changed'] is True and answer['security_opt'] == 'credentialspec=file://gmsa-webapp1.json'
+    path = 'C:\\ProgramData\\Docker\\CredentialSpecs\\gmsa-webapp1.json'
+    assert {k: base64.b64decode(v) for k, v in lab.state()['WIN-NODE2']['files'].items() if k.endswith('.json')} == {path: expected}
+    entry = [e for e in lab.journal() if e.get('name') == DOCKER_CREDENTIAL_SPEC.name][-1]
+    assert entry['script'] == DOCKER_CREDENTIAL_SPEC.text and entry['bootstrap_recognised']
+    assert entry['data_in_command_line'] is False and entry['data_in_script_text'] is False
+    proc, again = run(ansible_env, tmp_path, inv, task)
+    assert proc.returncode == 0 and again['spec']['WIN-NODE2']['changed'] is False
