@@ -28,7 +28,7 @@ CONNECTIONS = ('winrm', 'psrp')
 def connection_name(action):
     """The short name of the task's connection plugin (winrm, psrp, local, ssh...)."""
     name = getattr(action._connection, 'transport', None) or action._play_context.connection or ''
-    return str(name).split('.')[-1]
+    return str(name).rsplit('.', maxsplit=1)[-1]
 
 
 def run_script(action, script, data):

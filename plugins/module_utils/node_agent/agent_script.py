@@ -58,7 +58,8 @@ function Invoke-WinkubeApi([string]$Method, [string]$Name, $Body) {
     if ($Method -eq 'PATCH') {
         $uri += '?fieldManager=winkube-gmsa-node-agent&force=true'
         $json = ConvertTo-Json -InputObject $Body -Depth 20 -Compress
-        return Invoke-RestMethod -Method Patch -Uri $uri -Headers $headers -ContentType 'application/apply-patch+yaml' -Body ([System.Text.Encoding]::UTF8.GetBytes($json)) -UseBasicParsing
+        $bytes = [System.Text.Encoding]::UTF8.GetBytes($json)
+        return Invoke-RestMethod -Method Patch -Uri $uri -Headers $headers -ContentType 'application/apply-patch+yaml' -Body $bytes -UseBasicParsing
     }
     try { return Invoke-RestMethod -Method Get -Uri $uri -Headers $headers -UseBasicParsing }
     catch { if ($_.Exception.Response -and [int]$_.Exception.Response.StatusCode -eq 404) { return $null }; throw }
@@ -102,7 +103,8 @@ while ($true) {
     $report.reported_at = [DateTime]::UtcNow.ToString('yyyy-MM-ddTHH:mm:ssZ')
     $configMap = @{
         apiVersion = 'v1'; kind = 'ConfigMap'
-        metadata = @{ name = $reportName; namespace = $namespace; labels = @{ $env:WINKUBE_REPORT_LABEL = $env:WINKUBE_REPORT_VERSION; 'app.kubernetes.io/managed-by' = 'winkube.gmsa' } }
+        metadata = @{ name = $reportName; namespace = $namespace
+                      labels = @{ $env:WINKUBE_REPORT_LABEL = $env:WINKUBE_REPORT_VERSION; 'app.kubernetes.io/managed-by' = 'winkube.gmsa' } }
         data = @{ 'report.json' = (ConvertTo-Json -InputObject $report -Depth 20 -Compress) }
     }
     try { $null = Invoke-WinkubeApi 'PATCH' $reportName $configMap }

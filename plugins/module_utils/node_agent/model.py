@@ -117,8 +117,10 @@ def desired_objects(namespace=DEFAULT_NAMESPACE, image=DEFAULT_IMAGE, config=Non
     """The agent's objects, in apply order. config: (data, digest) of agent_config()."""
     data, digest = config or agent_config()
     labels = managed_labels(COMPONENT)
-    meta = lambda name, ns=namespace, extra=None: {  # noqa: E731 - short local helper
-        'name': name, 'namespace': ns, 'labels': dict(labels, **(extra or {}))}
+
+    def meta(name, extra=None):
+        return {'name': name, 'namespace': namespace, 'labels': dict(labels, **(extra or {}))}
+
     namespace_meta = {'name': namespace, 'labels': dict(labels, **{
         # HostProcess pods are allowed by the privileged Pod Security level only
         'pod-security.kubernetes.io/enforce': 'privileged'})}

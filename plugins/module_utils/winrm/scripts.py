@@ -227,7 +227,8 @@ $cmdlet = Get-Command -Name Test-ADServiceAccount -ErrorAction SilentlyContinue
 foreach ($name in @($Data.gmsas | Where-Object { $_ })) {
     if (-not $listed) { break }
     if (-not $cmdlet) {
-        $tests += @{ gmsa = [string]$name; ok = $null; error = 'Test-ADServiceAccount is not available on this node (Install-WindowsFeature RSAT-AD-PowerShell)' }
+        $missing = 'Test-ADServiceAccount is not available on this node (Install-WindowsFeature RSAT-AD-PowerShell)'
+        $tests += @{ gmsa = [string]$name; ok = $null; error = $missing }
         continue
     }
     try { $tests += @{ gmsa = [string]$name; ok = [bool](Test-ADServiceAccount -Identity ([string]$name) -ErrorAction Stop); error = $null } }
