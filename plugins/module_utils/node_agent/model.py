@@ -228,6 +228,8 @@ def read_reports(nodes, configmaps, digest, mode, domain, ccg_plugins, pods=None
     the nodes of the listed computers that have not answered that refresh request yet.
     """
     listed = set(str(c).upper() for c in computers)
+    # node_preflight's name of the portable mode
+    preflight_mode = 'non_domain_joined' if mode in ('portable', 'non_domain_joined') else 'domain_joined'
     reports = {}
     for configmap in configmaps:
         report = parse_report(configmap)
@@ -258,7 +260,7 @@ def read_reports(nodes, configmaps, digest, mode, domain, ccg_plugins, pods=None
                                                'see the agent pod\'s log (kubectl logs -n <namespace> <pod>)')]
             entry['verdict'] = preflight.FAIL
         elif isinstance(report.get('facts'), dict):
-            evaluation = preflight.evaluate(report['facts'], mode=mode, domain=domain, node_name=name,
+            evaluation = preflight.evaluate(report['facts'], mode=preflight_mode, domain=domain, node_name=name,
                                             k8s_node={'found': True, 'labels': labels}, ccg_plugins=ccg_plugins)
             entry['checks'], entry['verdict'] = evaluation['checks'], evaluation['verdict']
         if pods is not None:

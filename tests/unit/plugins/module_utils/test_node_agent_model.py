@@ -115,3 +115,13 @@ def test_refresh_waits_only_for_the_listed_computers():
                               computers=['WIN1$'])[1] == []
     assert model.read_reports(nodes, reports, digest, 'domain_joined', None, [], request_id='r1',
                               computers=['WIN1$', 'win2$'])[1] == ['win2']
+
+
+def test_portable_mode_accepts_nodes_outside_the_domain():
+    data, digest = model.agent_config(mode='portable')
+    facts = dict(_facts(), domain={'joined': False, 'name': 'WORKGROUP'})
+    reports = [_report('win1', digest, facts)]
+    for mode, status in (('portable', 'pass'), ('domain_joined', 'fail')):
+        results, waiting = model.read_reports([_node('win1')], reports, digest, mode, None, [])
+        checks = {c['name']: c['status'] for c in results[0]['checks']}
+        assert checks['domain_membership'] == status, (mode, checks)
