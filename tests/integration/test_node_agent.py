@@ -286,3 +286,46 @@ def test_reports_are_read_checked_and_pods_before_the_fix_listed(run, api, k8s_l
 def apps_digest(api):
     daemonset = client.AppsV1Api(api).read_namespaced_daemon_set(AGENT, NS)
     return daemonset.spec.template.metadata.annotations['winkube.gmsa/config-digest']
+
+
+REFRESH = """
+- name: agent
+  winkube.gmsa.node_agent:
+    domain: contoso.test
+    wait_timeout: 3
+    refresh:
+      computers: ["KWOK-WIN0$"]
+      gmsas: "{{ gmsas }}"
+      request_id: "{{ request_id }}"
+  register: agent
+  ignore_errors: true
+"""
+
+
+def test_refresh_request_reaches_the_agents_as_data_and_answers_are_reported_per_node_and_gmsa(run, api, k8s_lab, clean):
+    """After a grant: the request (computers, gMSAs) is a ConfigMap the agents read; the module waits only for the
+    listed computers' answers and reports per node and gMSA. The answer is written by the test as the agent would."""
+    core = client.CoreV1Api(api)
+    assert run(INSTALL, {'domain': 'contoso.test'}).rc == 0
+    node = k8s_lab.windows_nodes[0]
+    digest = apps_digest(api)
+    token = agent_token(api)
+    gmsas = ['WebApp1', HOSTILE_DOMAIN]
+    publish_report(k8s_lab, token, node, report(node, digest, healthy_facts('KWOK-WIN0')))
+
+    unanswered = run(REFRESH, {'gmsas': gmsas, 'request_id': 'grant-1'})
+    assert unanswered.results['agent']['failed'] is True and node in unanswered.results['agent']['msg'], unanswered
+    request = core.read_namespaced_config_map('gmsa-node-agent-refresh', NS).data
+    assert request == {'request_id': 'grant-1', 'computers': '["KWOK-WIN0$"]', 'gmsas': json.dumps(gmsas), 'purge': 'true'}
+
+    answer = {'request_id': 'grant-1', 'computer_name': 'KWOK-WIN0', 'listed': True, 'changed': True, 'purged': True,
+              'tests': [{'gmsa': 'WebApp1', 'ok': True, 'error': None},
+                        {'gmsa': HOSTILE_DOMAIN, 'ok': False, 'error': 'Cannot find an object with identity'}]}
+    publish_report(k8s_lab, token, node, report(node, digest, healthy_facts('KWOK-WIN0'), refresh=answer))
+    answered = run(REFRESH, {'gmsas': gmsas, 'request_id': 'grant-1'})
+    result = answered.results['agent']
+    assert not result.get('failed'), answered
+    assert result['refresh'] == [
+        {'node_name': node, 'computer_name': 'KWOK-WIN0', 'purged': True, 'gmsa': 'WebApp1', 'ok': True, 'error': None},
+        {'node_name': node, 'computer_name': 'KWOK-WIN0', 'purged': True, 'gmsa': HOSTILE_DOMAIN, 'ok': False,
+         'error': 'Cannot find an object with identity'}]
