@@ -18,22 +18,12 @@ from ansible_collections.winkube.gmsa.plugins.plugin_utils.node_exec import (
     task_args,
 )
 from ansible_collections.winkube.gmsa.plugins.module_utils.winrm.scripts import REGISTRY_DWORD
+from ansible_collections.winkube.gmsa.plugins.modules import node_registry as module_code
 
 MODULE = 'winkube.gmsa.node_registry'
-KEY = 'HKEY_LOCAL_MACHINE\\SYSTEM\\CurrentControlSet\\Services\\hns\\State'
-VALUE_NAME = 'EnableCompartmentNamespace'
-KINDS = {'DWord': 'REG_DWORD', 'QWord': 'REG_QWORD', 'String': 'REG_SZ', 'ExpandString': 'REG_EXPAND_SZ',
-         'MultiString': 'REG_MULTI_SZ', 'Binary': 'REG_BINARY', 'None': 'REG_NONE', 'Unknown': 'REG_NONE'}
-
-
-def _value(raw):
-    if not isinstance(raw, dict):
-        return None
-    return {'type': KINDS.get(raw.get('type'), raw.get('type')), 'value': raw.get('value')}
-
-
-def _text(value):
-    return '%s (not set)\n' % VALUE_NAME if value is None else '%s = %s (%s)\n' % (VALUE_NAME, value['value'], value['type'])
+# The value, its rendering and the diff text are the module's own (one place).
+KEY, VALUE_NAME, WANTED = module_code.KEY, module_code.VALUE_NAME, module_code.WANTED
+_value, _text = module_code._value, module_code._text  # pylint: disable=protected-access
 
 
 class ActionModule(ActionBase):
@@ -49,7 +39,7 @@ class ActionModule(ActionBase):
         if unknown:
             return dict(result, failed=True, msg='node_registry on an inventory host takes no option %s (the WinRM '
                         'connection comes from the host\'s own ansible_winrm_* variables)' % ', '.join(unknown))
-        data = {'key': KEY, 'name': VALUE_NAME, 'value': 1, 'check_mode': bool(self._task.check_mode)}
+        data = {'key': KEY, 'name': VALUE_NAME, 'value': WANTED, 'check_mode': bool(self._task.check_mode)}
         try:
             answer = run_script(self, REGISTRY_DWORD, data) or {}
         except WinRMRunError as exc:
@@ -57,7 +47,7 @@ class ActionModule(ActionBase):
         before, after = _value(answer.get('before')), _value(answer.get('after'))
         result.update(changed=bool(answer.get('changed')), computer_name=answer.get('computer_name'),
                       key_existed=bool(answer.get('key_existed')), before=before, after=after)
-        if result['changed'] and not self._task.check_mode and (after or {}).get('value') != 1:
+        if result['changed'] and not self._task.check_mode and (after or {}).get('value') != WANTED:
             result.update(failed=True, msg='%s was written but reads back as %s' % (VALUE_NAME, after))
         if self._task.diff:
             result['diff'] = {'before_header': KEY, 'after_header': KEY, 'before': _text(before), 'after': _text(after)}
