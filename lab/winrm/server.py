@@ -5,7 +5,10 @@ Command, Send, Receive, Signal, Delete) and imitates the collection's constant P
 Python functions working on a recorded state per fake host (a registry dict, OS facts, DNS answers,
 open ports). It decodes what the client sends - the -EncodedCommand bootstrap and the base64 JSON payload
 on stdin - and answers from that input, so tests see whether the data arrived intact, and it journals
-every command (bootstrap text, script text, decoded data) for the tests to read back.
+every command (bootstrap text, script text, decoded data) for the tests to read back. It accepts the command
+line of the collection's runner and that of Ansible's winrm connection plugin, and runs nothing but the
+collection's BOOTSTRAP (journal key bootstrap_recognised). node_refresh is imitated by recording the commands the
+real script would run (klist purge, Test-ADServiceAccount per gMSA) in the fake host's 'commands'.
 
 Per fake host it listens on two ports on 127.0.0.1:
   https  TLS with a certificate from the lab's own CA (ca.pem); Basic or NTLM (with channel binding)
