@@ -5,7 +5,10 @@ Command, Send, Receive, Signal, Delete) and imitates the collection's constant P
 Python functions working on a recorded state per fake host (a registry dict, OS facts, DNS answers,
 open ports). It decodes what the client sends - the -EncodedCommand bootstrap and the base64 JSON payload
 on stdin - and answers from that input, so tests see whether the data arrived intact, and it journals
-every command (bootstrap text, script text, decoded data) for the tests to read back.
+every command (bootstrap text, script text, decoded data) for the tests to read back. It accepts the command
+line of the collection's runner and that of Ansible's winrm connection plugin, and runs nothing but the
+collection's BOOTSTRAP (journal key bootstrap_recognised). node_refresh is imitated by recording the commands the
+real script would run (klist purge, Test-ADServiceAccount per gMSA) in the fake host's 'commands'.
 
 Per fake host it listens on two ports on 127.0.0.1:
   https  TLS with a certificate from the lab's own CA (ca.pem); Basic or NTLM (with channel binding)
@@ -197,7 +200,27 @@ def fake_echo(host, data):
     return {'computer_name': host['computer_name'], 'data': data}
 
 
-FAKE_SCRIPTS = {'registry_dword': fake_registry_dword, 'preflight_facts': fake_preflight_facts, 'echo': fake_echo}
+def fake_node_refresh(host, data):
+    """NODE_REFRESH: records the klist purge and answers Test-ADServiceAccount from host['gmsa_access']."""
+    me = host['computer_name'].upper() + '$'
+    listed = me in [str(c).upper() for c in data.get('computers') or []]
+    purge = bool(listed and data.get('purge'))
+    if purge and not data.get('check_mode'):
+        host.setdefault('commands', []).append('klist.exe -li 0x3e7 purge')
+    tests = []
+    for name in [g for g in data.get('gmsas') or [] if g] if listed else []:
+        if not host.get('rsat_ad', True):
+            tests.append({'gmsa': str(name), 'ok': None, 'error': 'Test-ADServiceAccount is not available on this node '
+                          '(Install-WindowsFeature RSAT-AD-PowerShell)'})
+            continue
+        host.setdefault('commands', []).append(['Test-ADServiceAccount', '-Identity', str(name)])
+        tests.append({'gmsa': str(name), 'ok': bool((host.get('gmsa_access') or {}).get(str(name), True)), 'error': None})
+    return {'computer_name': host['computer_name'], 'listed': listed, 'changed': purge,
+            'purged': bool(purge and not data.get('check_mode')), 'purge_output': None, 'tests': tests}
+
+
+FAKE_SCRIPTS = {'registry_dword': fake_registry_dword, 'preflight_facts': fake_preflight_facts, 'echo': fake_echo,
+                'node_refresh': fake_node_refresh}
 
 
 def load_fake_modules():
@@ -234,23 +257,52 @@ def _leaves(value):
         yield value
 
 
+def _normalised(script):
+    """A script as Ansible 2.17's PowerShell shell plugin encodes it: stripped lines, blank lines dropped."""
+    return '\n'.join(line.strip() for line in script.splitlines() if line.strip())
+
+
+def _collection_bootstrap():
+    """The collection's constant BOOTSTRAP, read from plugins/module_utils/winrm/scripts.py of this checkout."""
+    import importlib.util
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', 'plugins', 'module_utils', 'winrm', 'scripts.py')
+    spec = importlib.util.spec_from_file_location('winrm_lab_collection_scripts', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.BOOTSTRAP
+
+
+BOOTSTRAP = _collection_bootstrap()
+
+
 def run_powershell(state, host_name, command, arguments, stdin):
     """Imitate `powershell.exe -NoProfile -NonInteractive -EncodedCommand <bootstrap>` with stdin.
 
+    Two senders: the collection's own runner (command powershell.exe, the options as arguments) and Ansible's
+    winrm connection plugin (``PowerShell -NoProfile -NonInteractive -ExecutionPolicy Unrestricted -EncodedCommand
+    ...``, all of it as the command with no arguments in ansible-core 2.18+; split into command and arguments
+    before). Only the collection's BOOTSTRAP is run, as sent or as Ansible 2.17 encodes it (lines stripped).
     Returns (stdout bytes, stderr bytes, exit code) and journals what arrived.
     """
     entry = {'host': host_name, 'time': time.time(), 'command': command, 'arguments': arguments}
-    args = arguments.split()
-    if command.lower() not in ('powershell.exe', 'powershell') or '-EncodedCommand' not in args:
+    words = ('%s %s' % (command, arguments)).split()
+    executable, args = (words[0] if words else ''), words[1:]
+    if executable.lower() not in ('powershell.exe', 'powershell') or '-EncodedCommand' not in args:
         entry['error'] = 'not a powershell -EncodedCommand invocation'
         with state.lock:
             state.journal.append(entry)
-        return b'', b"'%s' is not recognized as an internal or external command\r\n" % command.encode(), 1
+        return b'', b"'%s' is not recognized as an internal or external command\r\n" % executable.encode(), 1
     encoded = args[args.index('-EncodedCommand') + 1]
     bootstrap = base64.b64decode(encoded).decode('utf-16-le')
     entry.update(options=args[:args.index('-EncodedCommand')], bootstrap=bootstrap,
                  bootstrap_sha256=hashlib.sha256(bootstrap.encode('utf-8')).hexdigest(),
+                 bootstrap_recognised=bootstrap == BOOTSTRAP or bootstrap == _normalised(BOOTSTRAP),
                  stdin_bytes=len(stdin))
+    if not entry['bootstrap_recognised']:
+        entry['error'] = 'not the collection\'s bootstrap: the imitation runs nothing else'
+        with state.lock:
+            state.journal.append(entry)
+        return b'', _clixml('The lab endpoint only imitates the collection\'s bootstrap script'), 1
     try:
         raw = base64.b64decode(re.sub(rb'\s', b'', stdin), validate=True)
         payload = json.loads(raw.decode('utf-8'))

@@ -10,6 +10,12 @@ module: docker_credential_spec
 short_description: Write a gMSA credential spec file on Windows Docker hosts, and its Swarm config content
 version_added: 0.2.0
 description:
+  - Two forms. B(On a Windows host of the inventory) (a play on the Windows hosts, C(ansible_connection) V(winrm) or
+    V(psrp)) the action plugin of the same name sends the collection's constant PowerShell over the host's own
+    connection, with the options as data; inventory variables, forks and AWX Machine credentials apply, and the
+    WinRM options below are not used (see C(docs/winrm.md) for the options this form takes).
+  - B(Deprecated controller-side form), removed in 1.0.0 - with O(hosts) the module runs on the task's host and opens
+    its own WinRM sessions with the WinRM options below.
   - On each Windows Docker host, over WinRM, writes the credential spec of a gMSA as
     C(<data root>\CredentialSpecs\<name>.json), where C(docker run --security-opt "credentialspec=file://<name>.json")
     finds it. The data root is C(C:\ProgramData\Docker) unless O(data_root) names another one, or
@@ -93,6 +99,9 @@ options:
       - Its folder is created when missing.
     type: path
 attributes:
+  action:
+    description: Indicates this has a corresponding action plugin so some parts of the options can be executed on the controller.
+    support: full
   check_mode:
     description: Can run in check_mode and return changed status prediction without modifying target.
     support: full

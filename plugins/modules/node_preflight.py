@@ -10,6 +10,12 @@ module: node_preflight
 short_description: Check that Windows nodes can run pods as a gMSA
 version_added: 0.1.0
 description:
+  - Two forms. B(On a Windows host of the inventory) (a play on the Windows hosts, C(ansible_connection) V(winrm) or
+    V(psrp)) the action plugin of the same name sends the collection's constant PowerShell over the host's own
+    connection, with the options as data; inventory variables, forks and AWX Machine credentials apply, and the
+    WinRM options below are not used (see C(docs/winrm.md) for the options this form takes).
+  - B(Deprecated controller-side form), removed in 1.0.0 - with O(hosts) the module runs on the task's host and opens
+    its own WinRM sessions with the WinRM options below.
   - Reads, over WinRM and read-only, what gMSA for Windows pods depends on, on each Windows node, and gives
     a verdict per node (V(pass), V(warn) or V(fail)) with the fix for every problem found.
   - "Checks: the OS build (Windows Server 2019 needs build 17763.1817 or later for gMSA with containerd;
@@ -87,6 +93,9 @@ options:
     choices: [fail, warn, never]
     default: fail
 attributes:
+  action:
+    description: Indicates this has a corresponding action plugin so some parts of the options can be executed on the controller.
+    support: full
   check_mode:
     description: Can run in check_mode and return changed status prediction without modifying target.
     support: full

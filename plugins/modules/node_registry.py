@@ -10,6 +10,12 @@ module: node_registry
 short_description: Turn on EnableCompartmentNamespace on Windows nodes so gMSA pods reach SMB shares by name
 version_added: 0.1.0
 description:
+  - Two forms. B(On a Windows host of the inventory) (a play on the Windows hosts, C(ansible_connection) V(winrm) or
+    V(psrp)) the action plugin of the same name sends the collection's constant PowerShell over the host's own
+    connection, with the options as data; inventory variables, forks and AWX Machine credentials apply, and the
+    WinRM options below are not used (see C(docs/winrm.md) for the options this form takes).
+  - B(Deprecated controller-side form), removed in 1.0.0 - with O(hosts) the module runs on the task's host and opens
+    its own WinRM sessions with the WinRM options below.
   - On each Windows node, over WinRM, ensures the registry value C(EnableCompartmentNamespace) = V(1)
     (C(REG_DWORD)) under C(HKLM\SYSTEM\CurrentControlSet\Services\hns\State). Without it, containers that
     run as a gMSA cannot reach SMB shares by host name.
@@ -36,6 +42,9 @@ options:
     type: dict
     default: {}
 attributes:
+  action:
+    description: Indicates this has a corresponding action plugin so some parts of the options can be executed on the controller.
+    support: full
   check_mode:
     description: Can run in check_mode and return changed status prediction without modifying target.
     support: full

@@ -84,7 +84,7 @@ def test_check_mode_then_twice(run_playbook, nodes_vars, winrm_lab, gmsa_pod):
 
     first = run_playbook(ROLE, extra_vars=nodes_vars)
     assert first.rc == 0, first
-    assert _task(first, 'Say that the Windows nodes are left alone without a WinRM connection').get('skipped'), first
+    assert _task(first, 'Say that the Windows nodes are left alone').get('skipped'), first
     registry = _task(first, 'Turn on EnableCompartmentNamespace on the nodes')
     assert registry['changed'] and [n['changed'] for n in registry['nodes']] == [True, True], first
     assert _hns(winrm_lab) == {'WIN-NODE1': {'type': 'DWord', 'value': 1}, 'WIN-NODE2': {'type': 'DWord', 'value': 1}}
@@ -154,7 +154,7 @@ def test_without_winrm_the_nodes_are_left_alone(run_playbook, nodes_vars, winrm_
     del no_winrm['gmsa_nodes']['winrm'], no_winrm['gmsa_nodes']['node_names']
     result = run_playbook(ROLE, extra_vars=no_winrm)
     assert result.rc == 0, result
-    assert 'gmsa_nodes.winrm.hosts is not set' in _task(result, 'Say that the Windows nodes are left alone without a WinRM connection')['msg']
+    assert 'gmsa_nodes.access is none' in _task(result, 'Say that the Windows nodes are left alone')['msg']
     assert _changed_tasks(result) == [] and set(_hns(winrm_lab).values()) == {None}
     assert winrm_lab.journal() == [], 'a command reached the nodes'
 
@@ -171,3 +171,46 @@ def test_bad_variables_fail_before_anything_is_written(run_playbook, nodes_vars,
     result = run_playbook(ROLE, extra_vars=typo)
     assert result.rc != 0 and "Validating arguments against arg spec 'main'" in result.stdout and 'sheme' in result.stdout, result
     assert set(_hns(winrm_lab).values()) == {None}
+
+
+def _publish_agent_report(k8s_lab, node, digest, facts, fixed_at=None):
+    """Write node's report as the node agent would (its own token, server-side apply): no HostProcess container
+    runs in the lab (kwok runs no containers), so the test stands in for the agent's PowerShell."""
+    from test_node_agent import agent_token, publish_report, report
+    from kubernetes import client
+    publish_report(k8s_lab, agent_token(k8s_lab.api_client()), node, report(node, digest, facts, fixed_at=fixed_at))
+    assert client.CoreV1Api(k8s_lab.api_client()).read_namespaced_config_map('report.' + node, 'winkube-gmsa-node-agent')
+
+
+def test_agent_mode_waits_reports_checks_and_pods(run_playbook, nodes_vars, winrm_lab, k8s_lab, gmsa_pod):
+    """gmsa_nodes.access agent: the role installs the node agent, waits for each Windows node's report, fails with
+    each failing check and its fix, and lists the gMSA pods started before the agent's fix on their node."""
+    from kubernetes import client
+    from test_node_agent import healthy_facts, now
+    agent = json.loads(json.dumps(nodes_vars))
+    del agent['gmsa_nodes']['winrm'], agent['gmsa_nodes']['node_names']
+    agent['gmsa_nodes'].update(access='agent', agent={'wait_timeout': 3})
+    node = k8s_lab.windows_nodes[0]
+    core, apps = client.CoreV1Api(k8s_lab.api_client()), client.AppsV1Api(k8s_lab.api_client())
+    try:
+        silent = run_playbook(ROLE, extra_vars=agent)
+        assert silent.rc != 0, silent
+        assert f'no current report from the node agent on {node}' in _task(silent, 'Fail when a Windows node did not report')['msg']
+        assert winrm_lab.journal() == [], 'agent mode used WinRM'
+        daemonset = apps.read_namespaced_daemon_set('gmsa-node-agent', 'winkube-gmsa-node-agent')
+        digest = daemonset.spec.template.metadata.annotations['winkube.gmsa/config-digest']
+
+        _publish_agent_report(k8s_lab, node, digest, healthy_facts('KWOK-WIN0', ubr=1000))
+        failing = run_playbook(ROLE, extra_vars=agent)
+        assert failing.rc != 0, failing
+        message = _task(failing, 'Fail when a node cannot run gMSA pods')['msg']
+        assert f'preflight failed: {node}: os_build:' in message and 'KB5000822' in message, message
+
+        _publish_agent_report(k8s_lab, node, digest, healthy_facts('KWOK-WIN0'), fixed_at=now(5))
+        passing = run_playbook(ROLE, extra_vars=agent)
+        assert passing.rc == 0, passing
+        pods = _task(passing, "Report the gMSA pods that started before the agent's fix on their node")['msg']
+        assert f'{POD_NS}/{gmsa_pod} on {node}' in pods, pods
+        assert _changed_tasks(passing) == [], passing
+    finally:
+        core.delete_namespace('winkube-gmsa-node-agent')

@@ -206,4 +206,42 @@ foreach ($target in $targets) {
 }
 """)
 
-SCRIPTS = dict((script.name, script) for script in (REGISTRY_DWORD, PREFLIGHT_FACTS))
+
+# After the node's computer account joined the host group: purge the SYSTEM logon session's Kerberos tickets
+# (they carry the group memberships of when they were issued) and ask AD whether this computer can use each
+# gMSA. $Data: computers (sAMAccountNames, e.g. WIN1$: only a listed computer purges), gmsas (names),
+# purge (bool), check_mode (bool). The gMSA names reach Test-ADServiceAccount through parameter binding.
+NODE_REFRESH = Script('node_refresh', r"""param($Data)
+$me = ([string]$env:COMPUTERNAME).ToUpperInvariant() + '$'
+$listed = @($Data.computers | ForEach-Object { ([string]$_).ToUpperInvariant() }) -contains $me
+$purge = [bool]($listed -and $Data.purge)
+$purged = $false
+$purgeOutput = $null
+if ($purge -and -not $Data.check_mode) {
+    $purgeOutput = (& "$env:SystemRoot\System32\klist.exe" -li 0x3e7 purge 2>&1 | Out-String)
+    if ($LASTEXITCODE -ne 0) { throw ('klist -li 0x3e7 purge failed (exit code ' + $LASTEXITCODE + '): ' + $purgeOutput) }
+    $purged = $true
+}
+$tests = @()
+$cmdlet = Get-Command -Name Test-ADServiceAccount -ErrorAction SilentlyContinue
+foreach ($name in @($Data.gmsas | Where-Object { $_ })) {
+    if (-not $listed) { break }
+    if (-not $cmdlet) {
+        $missing = 'Test-ADServiceAccount is not available on this node (Install-WindowsFeature RSAT-AD-PowerShell)'
+        $tests += @{ gmsa = [string]$name; ok = $null; error = $missing }
+        continue
+    }
+    try { $tests += @{ gmsa = [string]$name; ok = [bool](Test-ADServiceAccount -Identity ([string]$name) -ErrorAction Stop); error = $null } }
+    catch { $tests += @{ gmsa = [string]$name; ok = $false; error = [string]$_.Exception.Message } }
+}
+@{
+    computer_name = [string]$env:COMPUTERNAME
+    listed = [bool]$listed
+    changed = $purge
+    purged = [bool]$purged
+    purge_output = $purgeOutput
+    tests = $tests
+}
+""")
+
+SCRIPTS = dict((script.name, script) for script in (REGISTRY_DWORD, PREFLIGHT_FACTS, NODE_REFRESH))

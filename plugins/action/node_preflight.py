@@ -1,0 +1,63 @@
+# -*- coding: utf-8 -*-
+# Copyright: winkube.gmsa contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""node_preflight on a Windows host of the inventory, through its own winrm/psrp connection (docs/winrm.md).
+
+With the option hosts (deprecated), the module runs on the task's host and opens its own WinRM sessions."""
+
+from __future__ import annotations
+
+from ansible.plugins.action import ActionBase
+
+from ansible_collections.winkube.gmsa.plugins.module_utils.winrm import preflight
+from ansible_collections.winkube.gmsa.plugins.module_utils.winrm.scripts import PREFLIGHT_FACTS
+from ansible_collections.winkube.gmsa.plugins.plugin_utils.node_exec import (
+    WinRMRunError,
+    failure,
+    is_legacy,
+    run_legacy,
+    run_script,
+    task_args,
+)
+
+MODULE = 'winkube.gmsa.node_preflight'
+SPEC = dict(
+    domain=dict(type='str'),
+    domain_controllers=dict(type='list', elements='str', default=[]),
+    mode=dict(type='str', choices=['domain_joined', 'portable', 'non_domain_joined'], default='domain_joined'),
+    ccg_plugins=dict(type='list', elements='str', default=[]),
+    connect_timeout=dict(type='int', default=3000),
+    fail_on=dict(type='str', choices=['fail', 'warn', 'never'], default='fail'),
+)
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+
+    def run(self, tmp=None, task_vars=None):
+        result = super(ActionModule, self).run(tmp, task_vars)
+        if is_legacy(task_args(self)):
+            result.update(run_legacy(self, MODULE, task_vars))
+            return result
+        dummy, params = self.validate_argument_spec(argument_spec=SPEC)
+        if params['connect_timeout'] < 1:
+            return dict(result, failed=True, msg='connect_timeout must be at least 1 millisecond')
+        try:
+            guids = [preflight.ccg_plugin_guid(value) for value in params['ccg_plugins']]
+        except ValueError as exc:
+            return dict(result, failed=True, msg='ccg_plugins: %s; nothing was run' % exc)
+        mode = 'domain_joined' if params['mode'] == 'domain_joined' else 'non_domain_joined'
+        data = {'domain': params['domain'], 'domain_controllers': params['domain_controllers'],
+                'ports': list(preflight.DEFAULT_PORTS), 'timeout_ms': params['connect_timeout'], 'ccg_plugin_guids': guids}
+        try:
+            facts = run_script(self, PREFLIGHT_FACTS, data) or {}
+        except WinRMRunError as exc:
+            return dict(result, **failure(exc))
+        evaluated = preflight.evaluate(facts, mode=mode, domain=params['domain'], ccg_plugins=guids)
+        result.update(changed=False, computer_name=facts.get('computer_name'), verdict=evaluated['verdict'],
+                      checks=evaluated['checks'], runtime=evaluated['runtime'], os=facts.get('os'), facts=facts)
+        if preflight.should_fail([evaluated['verdict']], params['fail_on']):
+            limit = (preflight.FAIL,) if params['fail_on'] == 'fail' else (preflight.FAIL, preflight.WARN)
+            result.update(failed=True, msg='preflight: ' + '; '.join(
+                '%s: %s (fix: %s)' % (c['name'], c['detail'], c['fix']) for c in evaluated['checks'] if c['status'] in limit))
+        return result
