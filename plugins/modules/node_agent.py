@@ -233,7 +233,7 @@ api_requests:
 import time
 import uuid
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.winkube.gmsa.plugins.module_utils.strict import AnsibleModule
 
 from ansible_collections.winkube.gmsa.plugins.module_utils.k8s.client import K8sError
 from ansible_collections.winkube.gmsa.plugins.module_utils.k8s.connection_spec import k8s_argument_spec

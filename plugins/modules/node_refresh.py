@@ -86,7 +86,7 @@ tests:
   elements: dict
 """
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.winkube.gmsa.plugins.module_utils.strict import AnsibleModule
 
 
 def main():
