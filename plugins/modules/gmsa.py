@@ -241,8 +241,6 @@ attributes:
     support: full
     platforms: posix
     description: Runs on the Ansible controller; talks LDAP to the domain controller.
-requirements:
-  - impacket >= 0.12 (security descriptors)
 notes:
   - Host computer accounts pick up new group memberships only after a reboot; prefer granting a group
     (see M(winkube.gmsa.host_group)) and add hosts to it.
@@ -418,7 +416,6 @@ from ansible_collections.winkube.gmsa.plugins.module_utils.ad.connection_spec im
 from ansible_collections.winkube.gmsa.plugins.module_utils.ad import backend, dn, engine
 from ansible_collections.winkube.gmsa.plugins.module_utils.ad import ldap_client
 from ansible_collections.winkube.gmsa.plugins.module_utils.ad import principals as principal_lookup
-from ansible_collections.winkube.gmsa.plugins.module_utils.models import security_descriptor
 
 LIST_STR = dict(type='dict', options=dict(
     add=dict(type='list', elements='str'),
@@ -794,8 +791,6 @@ def main():
     )
     if not ldap_client.HAS_LDAP3:
         module.fail_json(msg=missing_required_lib('ldap3'), exception=ldap_client.LDAP3_IMPORT_ERROR)
-    if not security_descriptor.HAS_IMPACKET:
-        module.fail_json(msg=missing_required_lib('impacket'))
     GmsaTask(module).run()
 
 

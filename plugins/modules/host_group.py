@@ -85,8 +85,6 @@ attributes:
     support: full
     platforms: posix
     description: Runs on the Ansible controller; talks LDAP to the domain controller.
-requirements:
-  - impacket >= 0.12 (security descriptors)
 notes:
   - Windows hosts pick up a new group membership with a new Kerberos ticket, in practice after a reboot
     (or C(klist -li 0x3e7 purge)). The module warns when it adds members.
@@ -193,7 +191,6 @@ from ansible_collections.winkube.gmsa.plugins.module_utils.ad.connection_spec im
 from ansible_collections.winkube.gmsa.plugins.module_utils.ad import backend, dn, engine
 from ansible_collections.winkube.gmsa.plugins.module_utils.ad import ldap_client
 from ansible_collections.winkube.gmsa.plugins.module_utils.ad import principals as principal_lookup
-from ansible_collections.winkube.gmsa.plugins.module_utils.models import security_descriptor
 
 GROUP_ATTRIBUTES = ['cn', 'objectClass', 'objectSid', 'objectGUID', 'sAMAccountName', 'groupType', 'description',
                     'member', 'msDS-GroupMSAMembership']
@@ -440,8 +437,6 @@ def main():
     )
     if not ldap_client.HAS_LDAP3:
         module.fail_json(msg=missing_required_lib('ldap3'), exception=ldap_client.LDAP3_IMPORT_ERROR)
-    if not security_descriptor.HAS_IMPACKET:
-        module.fail_json(msg=missing_required_lib('impacket'))
     HostGroupTask(module).run()
 
 

@@ -150,7 +150,6 @@ attributes:
     description: Runs on the Ansible controller; talks LDAP to the domain controller (and HTTPS to Kubernetes).
 requirements:
   - ldap3
-  - impacket >= 0.12 (security descriptors)
   - kubernetes (only with O(kubernetes_secret))
 notes:
   - Register a task that may return RV(credentials) with C(no_log) set to V(true). Ansible cannot mask a value a
@@ -303,7 +302,6 @@ from ansible_collections.winkube.gmsa.plugins.module_utils.k8s.connection_spec i
 from ansible_collections.winkube.gmsa.plugins.module_utils.ad import ldap_client
 from ansible_collections.winkube.gmsa.plugins.module_utils.ad import principals as principal_lookup
 from ansible_collections.winkube.gmsa.plugins.module_utils.models import portable_identity as model
-from ansible_collections.winkube.gmsa.plugins.module_utils.models import security_descriptor
 from ansible_collections.winkube.gmsa.plugins.module_utils.models.names import MANAGED_BY, MANAGED_BY_LABEL
 
 USER_ATTRIBUTES = ['cn', 'objectClass', 'objectSid', 'objectGUID', 'sAMAccountName', 'userPrincipalName',
@@ -664,8 +662,6 @@ def main():
     )
     if not ldap_client.HAS_LDAP3:
         module.fail_json(msg=missing_required_lib('ldap3'), exception=ldap_client.LDAP3_IMPORT_ERROR)
-    if not security_descriptor.HAS_IMPACKET:
-        module.fail_json(msg=missing_required_lib('impacket'))
     PortableIdentityTask(module).run()
 
 
