@@ -180,6 +180,16 @@ created_concurrently:
   type: list
   elements: str
   sample: [ContainerHosts]
+replanned:
+  description:
+    - Names of the gMSAs whose C(msDS-GroupMSAMembership) another writer changed between this run's read and
+      its write. The write of that value deletes exactly the value read and adds the new one in one modify,
+      so it failed instead of overwriting the other change; the gMSA was read and planned again and written
+      (at most 6 times, then the task fails and names it). Empty otherwise.
+  returned: always
+  type: list
+  elements: str
+  sample: [WebApp1]
 """
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
@@ -387,7 +397,8 @@ class HostGroupTask:
                    gmsas=[dict(name=g['name'], distinguished_name=g['entry'].dn, changed=g['changed'])
                           for g in self.gmsas],
                    ldap_operations=dict(searches=self.searches, writes=self.writes),
-                   created_concurrently=self.created_concurrently)
+                   created_concurrently=self.created_concurrently,
+                   replanned=[g['name'] for g in self.gmsas if g.get('replanned')])
         if self.module._diff:
             out['diff'] = self.diff()
         self.module.exit_json(**out)

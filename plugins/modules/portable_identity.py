@@ -287,6 +287,16 @@ ldap_operations:
   returned: always
   type: dict
   sample: {searches: 1, writes: 2}
+replanned:
+  description:
+    - Names of the gMSAs whose C(msDS-GroupMSAMembership) another writer changed between this run's read and
+      its write. The write of that value deletes exactly the value read and adds the new one in one modify,
+      so it failed instead of overwriting the other change; the gMSA was read and planned again and written
+      (at most 6 times, then the task fails and names it). Empty otherwise.
+  returned: always
+  type: list
+  elements: str
+  sample: [WebApp1]
 """
 
 import base64
@@ -593,6 +603,7 @@ class PortableIdentityTask:
         out = dict(changed=changed, user=user,
                    gmsas=[dict(name=g['name'], distinguished_name=g['entry'].dn, changed=g['changed'])
                           for g in self.gmsas],
+                   replanned=[g['name'] for g in self.gmsas if g.get('replanned')],
                    ldap_operations=dict(searches=self.searches, writes=self.writes))
         if self.secret_result is not None:
             out['kubernetes_secret'] = self.secret_result
