@@ -193,7 +193,7 @@ GRANT_PLAYS = ["""
   gather_facts: false
   tasks:
     - name: grant
-      winkube.gmsa.gmsa: "{{ ad | combine({'accounts': accounts, 'timeout': 60}) }}"
+      winkube.gmsa.gmsa: "{{ ad | combine({'accounts': accounts}) }}"
 """, """
 - hosts: localhost
   gather_facts: false
@@ -233,12 +233,19 @@ def readable_by(samba_lab, dn, password, tag):
         conn.unbind()
 
 
-def test_two_runs_grant_different_principals_to_the_same_gmsas(samba_lab, ansible_env, tmp_path, run_playbook):
+@pytest.mark.parametrize('backend_a', ['ldap', 'winrm'])
+def test_two_runs_grant_different_principals_to_the_same_gmsas(backend_a, samba_lab, ansible_env, tmp_path, run_playbook,
+                                                               request):
     """Run A grants computer A directly (gmsa, allowed_to_retrieve_password add), run B grants group B (host_group,
     with computer B as member) on the same gMSAs, started together against a frozen DC. Half the gMSAs already
     allow Domain Admins (the write deletes that value and adds the new one), half have no value yet (both runs
     add the first value). Every gMSA must end with both grants, read back by Samba's own decoder and shown by
-    the DC itself: each computer reads the managed password of every gMSA."""
+    the DC itself: each computer reads the managed password of every gMSA.
+
+    With backend_a=winrm, run A goes through the WinRM backend to the lab's WS-Management endpoint, whose
+    lab/winrm/fake_ad.py imitates Set-ADServiceAccount -Remove -Add against the same DC (an imitation: Windows
+    itself is not verified)."""
+    ad_a = request.getfixturevalue('winrm_ad_lab').module_args() if backend_a == 'winrm' else samba_lab.module_args()
     hits, attempts, tags, computers = 0, 0, [], []
     try:
         while attempts < ATTEMPTS and not hits:
@@ -256,7 +263,7 @@ def test_two_runs_grant_different_principals_to_the_same_gmsas(samba_lab, ansibl
             admins = [e for e in read(samba_lab, '(sAMAccountName=Domain Admins)', ['objectSid'])][0]
             admins_sid = format_sid(admins['raw_attributes']['objectSid'][0])
             extras = [
-                {'ad': samba_lab.module_args(),
+                {'ad': ad_a,
                  'accounts': [{'name': n, 'allowed_to_retrieve_password': {'add': [pc_a[0]]}} for n in names]},
                 {'ad': samba_lab.module_args(), 'group': group, 'members': [pc_b[0]], 'gmsas': names},
             ]
