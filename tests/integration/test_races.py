@@ -22,10 +22,8 @@ three times in one CI rehearsal, so its hits are printed and not required.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import subprocess
 import time
 from pathlib import Path
 
@@ -36,6 +34,7 @@ ldap3 = pytest.importorskip('ldap3')
 from kubernetes import client  # noqa: E402
 from ldap3.protocol.formatters.formatters import format_sid  # noqa: E402
 
+from samba_ndr import samba_allowed_sids  # noqa: E402
 from test_faults import finish, start_playbook  # noqa: E402
 from test_gmsa import allowed_sids, attrs_of, delete, make_computer, read, uid  # noqa: E402
 
@@ -201,26 +200,6 @@ GRANT_PLAYS = ["""
     - name: grant
       winkube.gmsa.host_group: "{{ ad | combine({'name': group, 'members': members, 'gmsas': gmsas, 'timeout': 60}) }}"
 """]
-SAMBA_SIDS = r"""
-import json, sys
-from samba.dcerpc import security
-from samba.ndr import ndr_unpack
-out = {}
-for name, hexed in json.load(sys.stdin).items():
-    sd = ndr_unpack(security.descriptor, bytes.fromhex(hexed))
-    out[name] = [str(ace.trustee) for ace in sd.dacl.aces if ace.type == security.SEC_ACE_TYPE_ACCESS_ALLOWED]
-json.dump(out, sys.stdout)
-"""
-
-
-def samba_allowed_sids(values):
-    """{name: SIDs with an allow ACE}, decoded by Samba's own NDR code (Debian's python3-samba), not ours."""
-    proc = subprocess.run(['/usr/bin/python3', '-c', SAMBA_SIDS], input=json.dumps({k: v.hex() for k, v in values.items()}),
-                          capture_output=True, text=True, timeout=120, check=False)
-    assert proc.returncode == 0, 'python3-samba is needed to read the descriptors back: %s' % proc.stderr[-2000:]
-    return json.loads(proc.stdout)
-
-
 def readable_by(samba_lab, dn, password, tag):
     """sAMAccountNames of the tag's gMSAs whose msDS-ManagedPassword the account (bound as itself) gets."""
     conn = samba_lab.ldap(user=dn, password=password)
