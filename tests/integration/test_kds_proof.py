@@ -25,7 +25,7 @@ import pytest
 ldap3 = pytest.importorskip('ldap3')
 
 from gmsa_kerberos import AES256, blob_password, kerberos_keys, kinit_with_keys  # noqa: E402
-from test_gmsa import delete, make_computer, read_managed_password, run_module, uid  # noqa: E402,F401
+from test_gmsa import delete, make_computer, read_managed_password, run_module, uid  # noqa: E402,F401 pylint: disable=unused-import
 
 ROOT_KEYS = 'CN=Master Root Keys,CN=Group Key Distribution Service,CN=Services,'
 KDF_PARAM_SHA512 = bytes.fromhex('00000000010000000e000000000000005300480041003500310032000000')

@@ -200,6 +200,8 @@ GRANT_PLAYS = ["""
     - name: grant
       winkube.gmsa.host_group: "{{ ad | combine({'name': group, 'members': members, 'gmsas': gmsas, 'timeout': 60}) }}"
 """]
+
+
 def readable_by(samba_lab, dn, password, tag):
     """sAMAccountNames of the tag's gMSAs whose msDS-ManagedPassword the account (bound as itself) gets."""
     conn = samba_lab.ldap(user=dn, password=password)
@@ -239,7 +241,7 @@ def test_two_runs_grant_different_principals_to_the_same_gmsas(backend_a, samba_
                 dict({'name': n}, **({'allowed_to_retrieve_password': {'set': ['Domain Admins']}} if i % 2 else {}))
                 for i, n in enumerate(names)]})
             assert setup.rc == 0 and setup.results['grant'].get('changed'), setup.results
-            admins = [e for e in read(samba_lab, '(sAMAccountName=Domain Admins)', ['objectSid'])][0]
+            admins = read(samba_lab, '(sAMAccountName=Domain Admins)', ['objectSid'])[0]
             admins_sid = format_sid(admins['raw_attributes']['objectSid'][0])
             extras = [
                 {'ad': ad_a,

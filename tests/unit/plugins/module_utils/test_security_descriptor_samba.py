@@ -79,9 +79,9 @@ def ours_cases():
 
 SAMBA_CASES = [
     {'name': 'gmsa sddl', 'sddl': 'O:BAD:(A;;0xf01ff;;;%s)(A;;0xf01ff;;;%s)' % (A, B)},
-    {'name': 'revision 2 with deny', 'sddl': 'O:BAG:BAD:(A;;0xf01ff;;;%s)(D;CI;0x10;;;%s)' % (A, B)},
-    {'name': 'sacl and flags', 'sddl': 'O:DAG:DAD:PAI(A;;RPWP;;;%s)(OA;CIIO;RPWPCR;;%s;%s)S:AI(AU;SA;WP;;;WD)'
-                                      % (A, ROOT_KEY_CLASS, C)},
+    {'name': 'group and a deny ACE with inherit flags', 'sddl': 'O:BAG:BAD:(A;;0xf01ff;;;%s)(D;CI;0x10;;;%s)' % (A, B)},
+    {'name': 'sacl and flags',
+     'sddl': 'O:DAG:DAD:PAI(A;;RPWP;;;%s)(OA;CIIO;RPWPCR;;%s;%s)S:AI(AU;SA;WP;;;WD)' % (A, ROOT_KEY_CLASS, C)},
     {'name': 'default domain descriptor', 'default': 'get_domain_descriptor'},
     {'name': 'default managed service accounts', 'default': 'get_managed_service_accounts_descriptor'},
     {'name': 'default configuration', 'default': 'get_config_descriptor'},
