@@ -363,6 +363,9 @@ def fake_ad_set(host, data):
             changes.setdefault(name, []).append((ldap3.MODIFY_REPLACE, []))
         if changes:
             _check_kind(conn, command, data.get('kind'), dn)
+            # -Remove, -Add, -Replace, -Clear of one call in one LDAP modify (Remove first, as the cmdlet orders
+            # them): a -Remove of a value that is no longer stored (a guarded grant that met a concurrent change)
+            # fails as the DC answers it, and nothing of the call is written
             if not conn.modify(dn, changes):
                 raise ldap_error(command, conn, dn)
         return {'dn': dn}

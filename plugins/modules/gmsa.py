@@ -241,8 +241,6 @@ attributes:
     support: full
     platforms: posix
     description: Runs on the Ansible controller; talks LDAP to the domain controller.
-requirements:
-  - impacket >= 0.12 (security descriptors)
 notes:
   - Host computer accounts pick up new group memberships only after a reboot; prefer granting a group
     (see M(winkube.gmsa.host_group)) and add hosts to it.
@@ -405,6 +403,16 @@ created_concurrently:
   type: list
   elements: str
   sample: [WebApp1]
+replanned:
+  description:
+    - Names of the gMSAs whose C(msDS-GroupMSAMembership) another writer changed between this run's read and
+      its write. The write of that value deletes exactly the value read and adds the new one in one modify,
+      so it failed instead of overwriting the other change; the gMSA was read and planned again and written
+      (at most 6 times, then the task fails and names it). Empty otherwise.
+  returned: always
+  type: list
+  elements: str
+  sample: [WebApp1]
 """
 
 import re
@@ -419,7 +427,6 @@ from ansible_collections.winkube.gmsa.plugins.module_utils.ad.connection_spec im
 from ansible_collections.winkube.gmsa.plugins.module_utils.ad import backend, dn, engine
 from ansible_collections.winkube.gmsa.plugins.module_utils.ad import ldap_client
 from ansible_collections.winkube.gmsa.plugins.module_utils.ad import principals as principal_lookup
-from ansible_collections.winkube.gmsa.plugins.module_utils.models import security_descriptor
 
 LIST_STR = dict(type='dict', options=dict(
     add=dict(type='list', elements='str'),
@@ -490,6 +497,7 @@ class GmsaTask:
         self.writes = 0
         self.directory = None
         self.created_concurrently = []
+        self.replanned = []
 
     def fail(self, msg, **kwargs):
         kwargs.setdefault('ldap_operations', dict(searches=self.searches, writes=self.writes))
@@ -680,7 +688,7 @@ class GmsaTask:
                         self.created_concurrently.append(acct['name'])
                         continue
                 else:
-                    self.directory.modify(acct['dn'], acct['plan'].changes)
+                    self.modify(acct)
             except ldap_client.ADError as exc:
                 done = [a['name'] for a in self.accounts if a.get('written')]
                 hint = ''
@@ -719,10 +727,32 @@ class GmsaTask:
         acct['entry'] = entry
         acct['changed'] = acct['plan'].changed
         if acct['plan'].changes:
-            self.directory.modify(entry.dn, acct['plan'].changes)
+            self.modify(acct)
             self.writes += 1
         acct['written'] = True
         return True
+
+    def modify(self, acct):
+        """One modify of an existing account; when another run changed its allowed principals since we read them,
+        read it again and plan it again (engine.modify_guarded), so neither run's grant is lost."""
+        def replan():
+            ldap_filter = engine.gmsa_filter(ldap_client.escape_filter_value, names=[acct['name']], sams=[acct['sam']])
+            entry = engine.find_account(self.search(self.directory.base_dn, ldap_filter, engine.GMSA_READ_ATTRIBUTES),
+                                        acct['name'], acct['sam'], acct['path'])
+            if entry is None or dn.normalize_dn(entry.dn) != dn.normalize_dn(acct['entry'].dn):
+                return None
+            acct['entry'] = entry
+            acct['plan'] = engine.plan(engine.GMSA_ROWS, acct['resolved'], entry)
+            if self.module._diff:
+                acct['labels_plan'] = engine.plan(engine.GMSA_ROWS, acct['resolved'], entry,
+                                                  labels=self.resolution.sid_labels())
+            return acct['plan']
+
+        written, replans = engine.modify_guarded(self.directory, acct['entry'].dn, acct['plan'], replan)
+        if replans:
+            self.replanned.append(acct['name'])
+        if written is None:  # the other writer already made every change this account needed
+            acct['changed'] = False
 
     # -- 5. report ------------------------------------------------------------------------------------
     def result(self, acct):
@@ -761,7 +791,7 @@ class GmsaTask:
     def run(self):
         if not self.accounts:  # accounts: [] manages nothing (e.g. an empty inventory list)
             self.module.exit_json(changed=False, accounts=[], ldap_operations=dict(searches=0, writes=0),
-                                  created_concurrently=[])
+                                  created_concurrently=[], replanned=[])
         self.validate()
         self.directory = backend.connect(self.module)
         try:
@@ -776,7 +806,7 @@ class GmsaTask:
         results = [self.result(a) for a in self.accounts]
         out = dict(changed=any(a['changed'] for a in self.accounts), accounts=results,
                    ldap_operations=dict(searches=self.searches, writes=self.writes),
-                   created_concurrently=self.created_concurrently)
+                   created_concurrently=self.created_concurrently, replanned=self.replanned)
         if self.module.params.get('name') is not None:
             out.update(distinguished_name=results[0]['distinguished_name'], sid=results[0]['sid'],
                        object_guid=results[0]['object_guid'])
@@ -795,8 +825,6 @@ def main():
     )
     if not ldap_client.HAS_LDAP3:
         module.fail_json(msg=missing_required_lib('ldap3'), exception=ldap_client.LDAP3_IMPORT_ERROR)
-    if not security_descriptor.HAS_IMPACKET:
-        module.fail_json(msg=missing_required_lib('impacket'))
     GmsaTask(module).run()
 
 

@@ -40,8 +40,6 @@ attributes:
     support: full
     platforms: posix
     description: Runs on the Ansible controller; talks LDAP to the domain controller.
-requirements:
-  - impacket >= 0.12 (security descriptors)
 seealso:
   - module: winkube.gmsa.gmsa
 author:
@@ -203,8 +201,6 @@ def main():
     )
     if not ldap_client.HAS_LDAP3:
         module.fail_json(msg=missing_required_lib('ldap3'), exception=ldap_client.LDAP3_IMPORT_ERROR)
-    if not security_descriptor.HAS_IMPACKET:
-        module.fail_json(msg=missing_required_lib('impacket'))
     directory = backend.connect(module)
     try:
         entries, missing = read(module, directory)

@@ -85,8 +85,6 @@ attributes:
     support: full
     platforms: posix
     description: Runs on the Ansible controller; talks LDAP to the domain controller.
-requirements:
-  - impacket >= 0.12 (security descriptors)
 notes:
   - Windows hosts pick up a new group membership with a new Kerberos ticket, in practice after a reboot
     (or C(klist -li 0x3e7 purge)). The module warns when it adds members.
@@ -182,6 +180,16 @@ created_concurrently:
   type: list
   elements: str
   sample: [ContainerHosts]
+replanned:
+  description:
+    - Names of the gMSAs whose C(msDS-GroupMSAMembership) another writer changed between this run's read and
+      its write. The write of that value deletes exactly the value read and adds the new one in one modify,
+      so it failed instead of overwriting the other change; the gMSA was read and planned again and written
+      (at most 6 times, then the task fails and names it). Empty otherwise.
+  returned: always
+  type: list
+  elements: str
+  sample: [WebApp1]
 """
 
 from ansible.module_utils.basic import missing_required_lib
@@ -194,7 +202,6 @@ from ansible_collections.winkube.gmsa.plugins.module_utils.ad.connection_spec im
 from ansible_collections.winkube.gmsa.plugins.module_utils.ad import backend, dn, engine
 from ansible_collections.winkube.gmsa.plugins.module_utils.ad import ldap_client
 from ansible_collections.winkube.gmsa.plugins.module_utils.ad import principals as principal_lookup
-from ansible_collections.winkube.gmsa.plugins.module_utils.models import security_descriptor
 
 GROUP_ATTRIBUTES = ['cn', 'objectClass', 'objectSid', 'objectGUID', 'sAMAccountName', 'groupType', 'description',
                     'member', 'msDS-GroupMSAMembership']
@@ -391,7 +398,8 @@ class HostGroupTask:
                    gmsas=[dict(name=g['name'], distinguished_name=g['entry'].dn, changed=g['changed'])
                           for g in self.gmsas],
                    ldap_operations=dict(searches=self.searches, writes=self.writes),
-                   created_concurrently=self.created_concurrently)
+                   created_concurrently=self.created_concurrently,
+                   replanned=[g['name'] for g in self.gmsas if g.get('replanned')])
         if self.module._diff:
             out['diff'] = self.diff()
         self.module.exit_json(**out)
@@ -441,8 +449,6 @@ def main():
     )
     if not ldap_client.HAS_LDAP3:
         module.fail_json(msg=missing_required_lib('ldap3'), exception=ldap_client.LDAP3_IMPORT_ERROR)
-    if not security_descriptor.HAS_IMPACKET:
-        module.fail_json(msg=missing_required_lib('impacket'))
     HostGroupTask(module).run()
 
 

@@ -150,7 +150,6 @@ attributes:
     description: Runs on the Ansible controller; talks LDAP to the domain controller (and HTTPS to Kubernetes).
 requirements:
   - ldap3
-  - impacket >= 0.12 (security descriptors)
   - kubernetes (only with O(kubernetes_secret))
 notes:
   - Register a task that may return RV(credentials) with C(no_log) set to V(true). Ansible cannot mask a value a
@@ -288,6 +287,16 @@ ldap_operations:
   returned: always
   type: dict
   sample: {searches: 1, writes: 2}
+replanned:
+  description:
+    - Names of the gMSAs whose C(msDS-GroupMSAMembership) another writer changed between this run's read and
+      its write. The write of that value deletes exactly the value read and adds the new one in one modify,
+      so it failed instead of overwriting the other change; the gMSA was read and planned again and written
+      (at most 6 times, then the task fails and names it). Empty otherwise.
+  returned: always
+  type: list
+  elements: str
+  sample: [WebApp1]
 """
 
 import base64
@@ -304,7 +313,6 @@ from ansible_collections.winkube.gmsa.plugins.module_utils.k8s.connection_spec i
 from ansible_collections.winkube.gmsa.plugins.module_utils.ad import ldap_client
 from ansible_collections.winkube.gmsa.plugins.module_utils.ad import principals as principal_lookup
 from ansible_collections.winkube.gmsa.plugins.module_utils.models import portable_identity as model
-from ansible_collections.winkube.gmsa.plugins.module_utils.models import security_descriptor
 from ansible_collections.winkube.gmsa.plugins.module_utils.models.names import MANAGED_BY, MANAGED_BY_LABEL
 
 USER_ATTRIBUTES = ['cn', 'objectClass', 'objectSid', 'objectGUID', 'sAMAccountName', 'userPrincipalName',
@@ -596,6 +604,7 @@ class PortableIdentityTask:
         out = dict(changed=changed, user=user,
                    gmsas=[dict(name=g['name'], distinguished_name=g['entry'].dn, changed=g['changed'])
                           for g in self.gmsas],
+                   replanned=[g['name'] for g in self.gmsas if g.get('replanned')],
                    ldap_operations=dict(searches=self.searches, writes=self.writes))
         if self.secret_result is not None:
             out['kubernetes_secret'] = self.secret_result
@@ -665,8 +674,6 @@ def main():
     )
     if not ldap_client.HAS_LDAP3:
         module.fail_json(msg=missing_required_lib('ldap3'), exception=ldap_client.LDAP3_IMPORT_ERROR)
-    if not security_descriptor.HAS_IMPACKET:
-        module.fail_json(msg=missing_required_lib('impacket'))
     PortableIdentityTask(module).run()
 
 

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import struct
-import subprocess
 
-import pytest
-
+from gmsa_kerberos import blob_password, kerberos_keys, kinit_with_keys
 from test_gmsa import (  # noqa: F401  pylint: disable=unused-import
     SecurityDescriptor,
     allowed_sids,
@@ -101,9 +97,9 @@ def test_host_group_grants_and_revokes(run_module, samba_lab):
         delete(samba_lab, win1_dn, win2_dn)
 
 
-@pytest.mark.skipif(not shutil.which('kinit'), reason='kinit (krb5-user) not installed')
 def test_kinit_with_retrieved_password(run_module, samba_lab, tmp_path):
-    """Stretch: the password derived from the blob gets a Kerberos TGT for the gMSA."""
+    """The password a computer named in the gMSA's allowed principals retrieves gets a Kerberos TGT for the gMSA
+    (keys derived from it, MIT kinit against the lab KDC: tests/integration/gmsa_kerberos.py)."""
     gmsa = 'gki%s' % uid()
     win_dn, win_pw, _win_sid = make_computer(samba_lab, 'wk%s' % uid())
     try:
@@ -111,43 +107,11 @@ def test_kinit_with_retrieved_password(run_module, samba_lab, tmp_path):
         assert res.get('changed') is True, res.get('msg')
         blob = read_managed_password(samba_lab, win_dn, win_pw, gmsa + '$')
         assert blob is not None
-        offset = struct.unpack('<H', blob[8:10])[0]
-        password = blob[offset:offset + 256]  # 256 bytes of UTF-16 (not valid text): use a keytab of its NT form
-        krb5_conf = tmp_path / 'krb5.conf'
-        krb5_conf.write_text('[libdefaults]\n default_realm = %s\n dns_lookup_kdc = false\n dns_lookup_realm = false\n'
-                             '[realms]\n %s = {\n  kdc = %s\n }\n' % (samba_lab.realm, samba_lab.realm, samba_lab.server))
-        principal = '%s$@%s' % (gmsa, samba_lab.realm)
-        keytab = tmp_path / 'gmsa.keytab'
-        # Build a keytab from the AES keys derived from the UTF-16 password (salt: REALMhost<name>.realm).
-        try:
-            from impacket.krb5.crypto import _AES256CTS, string_to_key  # noqa: F401 pylint: disable=import-outside-toplevel
-        except ImportError:
-            pytest.skip('impacket.krb5 not available')
-        from impacket.krb5 import constants  # pylint: disable=import-outside-toplevel
-        from impacket.krb5.keytab import Keytab  # noqa: F401 pylint: disable=import-outside-toplevel,unused-import
-        text = password.decode('utf-16-le', 'replace').encode('utf-8')
-        salt = '%shost%s.%s' % (samba_lab.realm, gmsa.lower(), samba_lab.dns_domain)
-        key = _AES256CTS.string_to_key(text, salt.encode(), None)
-        _write_keytab(keytab, principal, samba_lab.realm, key.contents, constants.EncryptionTypes.aes256_cts_hmac_sha1_96.value)
-        env = dict(os.environ, KRB5_CONFIG=str(krb5_conf), KRB5CCNAME='FILE:%s' % (tmp_path / 'cc'))
-        proc = subprocess.run(['kinit', '-k', '-t', str(keytab), principal], env=env, capture_output=True, text=True,
-                              timeout=30, check=False)
-        assert proc.returncode == 0, proc.stderr
+        version, password = blob_password(blob)
+        assert version == 1
+        rc, err, listed = kinit_with_keys(samba_lab, tmp_path, gmsa + '$', kerberos_keys(samba_lab, gmsa + '$', password))
+        assert rc == 0, err
+        assert '%s$@%s' % (gmsa, samba_lab.realm) in listed
     finally:
         run_module(name=gmsa, state='absent')
         delete(samba_lab, win_dn)
-
-
-def _write_keytab(path, principal, realm, key, etype):
-    """Minimal MIT keytab (format 0x502) with one entry."""
-    name = principal.split('@')[0]
-
-    def counted(data):
-        return struct.pack('>H', len(data)) + data
-
-    body = struct.pack('>H', 1) + counted(realm.encode()) + counted(name.encode())
-    body += struct.pack('>I', 1)  # KRB5_NT_PRINCIPAL
-    body += struct.pack('>I', 0) + struct.pack('>B', 1)  # timestamp, kvno (8 bit)
-    body += struct.pack('>H', etype) + counted(key)
-    body += struct.pack('>I', 1)  # 32-bit kvno
-    path.write_bytes(b'\x05\x02' + struct.pack('>i', len(body)) + body)

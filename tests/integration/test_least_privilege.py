@@ -6,7 +6,8 @@ kubeconfig); with one rule removed the same run fails and the message names the 
 
 Active Directory: a plain domain user (not an administrator) given, on one OU only, Create/Delete Child of
 msDS-GroupManagedServiceAccount objects and Read/Write Property on those objects (ACEs added to the OU's
-nTSecurityDescriptor with impacket's ldaptypes) creates, updates and deletes a gMSA there with the gmsa
+nTSecurityDescriptor with the collection's own security descriptor codec, each result also read back by
+Samba's NDR code) creates, updates and deletes a gMSA there with the gmsa
 module. Without the Create Child right the module fails with a message naming that right, the object
 class and the OU, and nothing is created; without Write Property an update fails naming the attribute.
 """
@@ -21,11 +22,11 @@ import pytest
 
 kubernetes = pytest.importorskip('kubernetes')
 ldap3 = pytest.importorskip('ldap3')
-ldaptypes = pytest.importorskip('impacket.ldap.ldaptypes')
 from kubernetes import client  # noqa: E402
 
+from samba_ndr import assert_samba_reads_back  # noqa: E402
 from test_faults import credspec  # noqa: E402
-from test_gmsa import allowed_sids, attrs_of, make_computer, read, uid  # noqa: E402
+from test_gmsa import SD_MODEL, allowed_sids, attrs_of, make_computer, read, uid  # noqa: E402
 
 # The ClusterRoles of docs/least-privilege.md for these two modules (keep both in step).
 RULES = {
@@ -317,26 +318,24 @@ SD_DACL = [('1.2.840.113556.1.4.801', True, b'\x30\x03\x02\x01\x04')]  # LDAP_SE
 
 
 def object_ace(sid, mask, object_type=None, inherited_object_type=None, flags=0):
-    ace = ldaptypes.ACE()
-    ace['AceType'] = ldaptypes.ACCESS_ALLOWED_OBJECT_ACE.ACE_TYPE
-    ace['AceFlags'] = flags
-    body = ldaptypes.ACCESS_ALLOWED_OBJECT_ACE()
-    body['Mask'] = ldaptypes.ACCESS_MASK()
-    body['Mask']['Mask'] = mask
-    body['Sid'] = ldaptypes.LDAP_SID()
-    body['Sid'].fromCanonical(sid)
-    body['Flags'] = 0
-    body['ObjectType'] = b''
-    body['InheritedObjectType'] = b''
-    body['ApplicationData'] = b''
-    if object_type:
-        body['ObjectType'] = uuid.UUID(object_type).bytes_le
-        body['Flags'] |= ldaptypes.ACCESS_ALLOWED_OBJECT_ACE.ACE_OBJECT_TYPE_PRESENT
-    if inherited_object_type:
-        body['InheritedObjectType'] = uuid.UUID(inherited_object_type).bytes_le
-        body['Flags'] |= ldaptypes.ACCESS_ALLOWED_OBJECT_ACE.ACE_INHERITED_OBJECT_TYPE_PRESENT
-    ace['Ace'] = body
-    return ace
+    return SD_MODEL.Ace.allow_object(sid, mask, object_type=object_type, inherited_object_type=inherited_object_type,
+                                     flags=flags)
+
+
+def replace_aces(conn, target_dn, sid, aces):
+    """Replace the ACEs of ``sid`` in target_dn's DACL by ``aces`` (our codec; Samba's NDR code reads it back)."""
+    conn.search(target_dn, '(objectClass=*)', search_scope=ldap3.BASE, attributes=['nTSecurityDescriptor'],
+                controls=SD_DACL)
+    raw = conn.response[0]['raw_attributes']['nTSecurityDescriptor'][0]
+    assert_samba_reads_back(raw)
+    sd = SD_MODEL.SecurityDescriptor.from_bytes(raw)
+    assert sd.to_bytes() == raw
+    sd.aces = [a for a in sd.aces if a.sid != sid] + aces
+    new = sd.to_bytes()
+    sddl = assert_samba_reads_back(new)
+    assert all(a.sid in sddl for a in aces), sddl
+    assert conn.modify(target_dn, {'nTSecurityDescriptor': [(ldap3.MODIFY_REPLACE, [new])]},
+                       controls=SD_DACL), conn.result
 
 
 def gmsa_class_guid(samba_lab):
@@ -354,18 +353,12 @@ def set_delegation(samba_lab, ou_dn, sid, create=True, write=True):
     klass = gmsa_class_guid(samba_lab)
     conn = samba_lab.ldap()
     try:
-        conn.search(ou_dn, '(objectClass=*)', search_scope=ldap3.BASE, attributes=['nTSecurityDescriptor'],
-                    controls=SD_DACL)
-        sd = ldaptypes.SR_SECURITY_DESCRIPTOR(data=conn.response[0]['raw_attributes']['nTSecurityDescriptor'][0])
-        sd['Dacl'].aces = [a for a in sd['Dacl'].aces if a['Ace']['Sid'].formatCanonical() != sid]
+        aces = []
         if create:
-            sd['Dacl'].aces.append(object_ace(sid, ADS_RIGHT_DS_CREATE_CHILD | ADS_RIGHT_DS_DELETE_CHILD,
-                                              object_type=klass))
+            aces.append(object_ace(sid, ADS_RIGHT_DS_CREATE_CHILD | ADS_RIGHT_DS_DELETE_CHILD, object_type=klass))
         mask = ADS_RIGHT_DS_READ_PROP | READ_CONTROL | (ADS_RIGHT_DS_WRITE_PROP if write else 0)
-        sd['Dacl'].aces.append(object_ace(sid, mask, inherited_object_type=klass,
-                                          flags=CONTAINER_INHERIT_ACE | INHERIT_ONLY_ACE))
-        assert conn.modify(ou_dn, {'nTSecurityDescriptor': [(ldap3.MODIFY_REPLACE, [sd.getData()])]},
-                           controls=SD_DACL), conn.result
+        aces.append(object_ace(sid, mask, inherited_object_type=klass, flags=CONTAINER_INHERIT_ACE | INHERIT_ONLY_ACE))
+        replace_aces(conn, ou_dn, sid, aces)
     finally:
         conn.unbind()
 
@@ -476,12 +469,7 @@ def set_aces(samba_lab, target_dn, sid, aces):
     """Replace the ACEs of sid on target_dn by aces."""
     conn = samba_lab.ldap()
     try:
-        conn.search(target_dn, '(objectClass=*)', search_scope=ldap3.BASE, attributes=['nTSecurityDescriptor'],
-                    controls=SD_DACL)
-        sd = ldaptypes.SR_SECURITY_DESCRIPTOR(data=conn.response[0]['raw_attributes']['nTSecurityDescriptor'][0])
-        sd['Dacl'].aces = [a for a in sd['Dacl'].aces if a['Ace']['Sid'].formatCanonical() != sid] + aces
-        assert conn.modify(target_dn, {'nTSecurityDescriptor': [(ldap3.MODIFY_REPLACE, [sd.getData()])]},
-                           controls=SD_DACL), conn.result
+        replace_aces(conn, target_dn, sid, aces)
     finally:
         conn.unbind()
 

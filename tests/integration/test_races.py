@@ -34,6 +34,7 @@ ldap3 = pytest.importorskip('ldap3')
 from kubernetes import client  # noqa: E402
 from ldap3.protocol.formatters.formatters import format_sid  # noqa: E402
 
+from samba_ndr import samba_allowed_sids  # noqa: E402
 from test_faults import finish, start_playbook  # noqa: E402
 from test_gmsa import allowed_sids, attrs_of, delete, make_computer, read, uid  # noqa: E402
 
@@ -72,13 +73,14 @@ def ldaps_client_connections():
     return count
 
 
-def start_together(samba_lab, ansible_env, tmp_path, extras, label):
-    """Start one playbook per extra vars with the DC frozen; thaw it once each run holds a connection."""
+def start_together(samba_lab, ansible_env, tmp_path, extras, label, plays=None):
+    """Start one playbook per extra vars (PLAY, or plays[i]) with the DC frozen; thaw it once each run holds a
+    connection to it."""
     pgid = int((samba_lab.state_dir / 'pgid').read_text())
     before = ldaps_client_connections()
     os.killpg(pgid, signal.SIGSTOP)
     try:
-        procs = [start_playbook(ansible_env, tmp_path, PLAY, extra, '%s-%d' % (label, i))
+        procs = [start_playbook(ansible_env, tmp_path, plays[i] if plays else PLAY, extra, '%s-%d' % (label, i))
                  for i, extra in enumerate(extras)]
         deadline, waiting = time.monotonic() + 45, 0
         while time.monotonic() < deadline:
@@ -180,3 +182,108 @@ def test_two_converges_of_the_same_inventory_at_once(samba_lab, k8s_lab, ansible
                     core.delete_namespace(ns)
                 except client.ApiException:
                     pass
+
+
+# -- two runs grant different principals to the same gMSAs at the same time ---------------------------------
+
+GRANTS = 30
+GRANT_PLAYS = ["""
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: grant
+      winkube.gmsa.gmsa: "{{ ad | combine({'accounts': accounts}) }}"
+""", """
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: grant
+      winkube.gmsa.host_group: "{{ ad | combine({'name': group, 'members': members, 'gmsas': gmsas, 'timeout': 60}) }}"
+"""]
+
+
+def readable_by(samba_lab, dn, password, tag):
+    """sAMAccountNames of the tag's gMSAs whose msDS-ManagedPassword the account (bound as itself) gets."""
+    conn = samba_lab.ldap(user=dn, password=password)
+    try:
+        conn.search(samba_lab.base_dn, '(&(objectClass=msDS-GroupManagedServiceAccount)(sAMAccountName=%s*))' % tag,
+                    attributes=['sAMAccountName', 'msDS-ManagedPassword'])
+        return sorted(e['raw_attributes']['sAMAccountName'][0].decode() for e in conn.response
+                      if e.get('type') == 'searchResEntry' and e['raw_attributes'].get('msDS-ManagedPassword'))
+    finally:
+        conn.unbind()
+
+
+@pytest.mark.parametrize('backend_a', ['ldap', 'winrm'])
+def test_two_runs_grant_different_principals_to_the_same_gmsas(backend_a, samba_lab, ansible_env, tmp_path, run_playbook,
+                                                               request):
+    """Run A grants computer A directly (gmsa, allowed_to_retrieve_password add), run B grants group B (host_group,
+    with computer B as member) on the same gMSAs, started together against a frozen DC. Half the gMSAs already
+    allow Domain Admins (the write deletes that value and adds the new one), half have no value yet (both runs
+    add the first value). Every gMSA must end with both grants, read back by Samba's own decoder and shown by
+    the DC itself: each computer reads the managed password of every gMSA.
+
+    With backend_a=winrm, run A goes through the WinRM backend to the lab's WS-Management endpoint, whose
+    lab/winrm/fake_ad.py imitates Set-ADServiceAccount -Remove -Add against the same DC (an imitation: Windows
+    itself is not verified)."""
+    ad_a = request.getfixturevalue('winrm_ad_lab').module_args() if backend_a == 'winrm' else samba_lab.module_args()
+    hits, attempts, tags, computers = 0, 0, [], []
+    try:
+        while attempts < ATTEMPTS and not hits:
+            attempts += 1
+            tag = 'gr%s' % uid()
+            tags.append(tag)
+            group = 'GrantHosts%s' % tag
+            pc_a, pc_b = (make_computer(samba_lab, '%s%s' % (tag, s)) for s in ('a', 'b'))
+            computers += [pc_a[0], pc_b[0]]
+            names = ['%s%02d' % (tag, i) for i in range(GRANTS)]
+            setup = run_playbook(GRANT_PLAYS[0], extra_vars={'ad': samba_lab.module_args(), 'accounts': [
+                dict({'name': n}, **({'allowed_to_retrieve_password': {'set': ['Domain Admins']}} if i % 2 else {}))
+                for i, n in enumerate(names)]})
+            assert setup.rc == 0 and setup.results['grant'].get('changed'), setup.results
+            admins = read(samba_lab, '(sAMAccountName=Domain Admins)', ['objectSid'])[0]
+            admins_sid = format_sid(admins['raw_attributes']['objectSid'][0])
+            extras = [
+                {'ad': ad_a,
+                 'accounts': [{'name': n, 'allowed_to_retrieve_password': {'add': [pc_a[0]]}} for n in names]},
+                {'ad': samba_lab.module_args(), 'group': group, 'members': [pc_b[0]], 'gmsas': names},
+            ]
+            outcomes = start_together(samba_lab, ansible_env, tmp_path, extras, 'grant%d' % attempts,
+                                      plays=GRANT_PLAYS)
+            for rc, results, _out, err in outcomes:
+                assert rc == 0, (results.get('grant', {}).get('msg'), err[-2000:])
+            replanned = [o[1]['grant']['replanned'] for o in outcomes]
+            print('attempt %d: gMSAs each run found changed by the other between read and write (replanned): %s'
+                  % (attempts, [len(r) for r in replanned]))
+            assert all(set(r) <= set(names) for r in replanned), replanned
+
+            # both grants survive on every gMSA: Samba's decoder reads the stored descriptors
+            group_entry = read(samba_lab, '(sAMAccountName=%s)' % group, ['objectSid'])[0]
+            group_sid = format_sid(group_entry['raw_attributes']['objectSid'][0])
+            entries = read(samba_lab, '(&(objectClass=msDS-GroupManagedServiceAccount)(sAMAccountName=%s*))' % tag,
+                           ['cn', 'msDS-GroupMSAMembership'])
+            assert sorted(attrs_of(e)['cn'][0] for e in entries) == names
+            stored = samba_allowed_sids({attrs_of(e)['cn'][0]: e['raw_attributes']['msDS-GroupMSAMembership'][0]
+                                         for e in entries})
+            lost = {}
+            for i, name in enumerate(names):
+                expected = ([admins_sid] if i % 2 else []) + [pc_a[2], group_sid]
+                if sorted(stored[name]) != sorted(expected):
+                    lost[name] = stored[name]
+            assert not lost, 'grants lost (expected %s, %s on each): %s' % (pc_a[2], group_sid, lost)
+            # ... and the DC grants both: computer A directly, computer B through the group
+            sams = sorted(n + '$' for n in names)
+            assert readable_by(samba_lab, pc_a[0], pc_a[1], tag) == sams
+            assert readable_by(samba_lab, pc_b[0], pc_b[1], tag) == sams
+            hits += sum(len(r) for r in replanned)
+        print('gMSAs re-planned after a concurrent change, over %d attempt(s): %d' % (attempts, hits))
+        assert hits, 'in %d attempts no run met the other\'s write: the race was not tested' % attempts
+    finally:
+        conn = samba_lab.ldap()
+        try:
+            for tag in tags:
+                for entry in read(samba_lab, '(|(sAMAccountName=%s*)(sAMAccountName=GrantHosts%s))' % (tag, tag), ['cn']):
+                    conn.delete(entry['dn'])
+        finally:
+            conn.unbind()
+        delete(samba_lab, *computers)

@@ -17,7 +17,11 @@ table can drive another backend (e.g. PowerShell AD cmdlets over WinRM), since t
 
 from __future__ import annotations
 
+import random
+import time
+
 from ansible_collections.winkube.gmsa.plugins.module_utils.ad.dn import normalize_dn, parent_dn
+from ansible_collections.winkube.gmsa.plugins.module_utils.ad.ldap_client import ADError
 from ansible_collections.winkube.gmsa.plugins.module_utils.models.security_descriptor import (
     GroupMSAMembership,
     SecurityDescriptorError,
@@ -184,9 +188,14 @@ class BitListCodec:
 
 
 class SecurityDescriptorCodec:
-    """msDS-GroupMSAMembership: a security descriptor edited as a list of allowed SIDs."""
+    """msDS-GroupMSAMembership: a security descriptor edited as a list of allowed SIDs.
+
+    guarded: written as "delete the exact value read, add the new one" in one modify, never as a replace, so
+    a change another writer made since the read makes the write fail instead of being overwritten (see
+    ``modify_guarded``)."""
 
     multi_valued = False
+    guarded = True
 
     def decode(self, values):
         if not values:
@@ -256,6 +265,7 @@ class Plan:
     def __init__(self):
         self.create = None
         self.changes = {}
+        self.seen = {}  # guarded attribute -> the exact values the plan was made from
         self.before = {}
         self.after = {}
         self.changed_options = []
@@ -378,6 +388,8 @@ def plan(rows, desired, current=None, labels=None):
     for row in rows:
         attr = row.attribute.lower()
         raw = [] if creating else cur.get(attr, [])
+        if getattr(row.codec, 'guarded', False) and not creating:
+            result.seen[row.attribute] = [bytes(v) if isinstance(v, (bytes, bytearray)) else v for v in raw]
         if row.kind == 'flag':
             if attr not in flag_values:
                 start = row.create_value if creating else (int(_text(raw[0])) if raw else 0)
@@ -425,7 +437,7 @@ def plan(rows, desired, current=None, labels=None):
                 'leave it out or delete and re-create the object'
                 % (row.option, row.attribute, row.codec.display(current_native), row.codec.display(target)),
                 row.option)
-        result.changes[row.attribute] = _changes(row, current_native, target)
+        result.changes[row.attribute] = _changes(row, current_native, target, raw)
     for attr, (start, end, name) in flag_values.items():
         if creating:
             result.create = result.create or {}
@@ -437,8 +449,15 @@ def plan(rows, desired, current=None, labels=None):
     return result
 
 
-def _changes(row, current_native, target):
+def _changes(row, current_native, target, raw):
     codec = row.codec
+    if getattr(codec, 'guarded', False):
+        # Delete exactly the value read and add the new one, in one modify (atomic on the server): if another
+        # writer changed the attribute in between, the delete finds no such value (noSuchAttribute), or the add
+        # meets the other writer's value of this single-valued attribute, and nothing is written.
+        ops = [('delete', list(raw))] if raw else []
+        new = codec.encode(target)
+        return ops + [('add', new)] if new else ops
     if getattr(codec, 'multi_valued', False):
         have = {codec.item_key(i) for i in current_native or []}
         want = {codec.item_key(i) for i in target or []}
@@ -684,23 +703,79 @@ PASSWORD_READER_ROWS = [row for row in GMSA_ROWS if row.option == 'allowed_to_re
 def plan_password_reader(gmsas, sid, grant):
     """Add (grant) or remove one SID in each gMSA's msDS-GroupMSAMembership, keeping the other ACEs.
 
-    gmsas: dicts with the current 'entry'; each gets its 'plan' and whether it 'changed'.
+    gmsas: dicts with the current 'entry'; each gets its 'plan', whether it 'changed' and what it asks for
+    ('desired', used again when a concurrent change makes write_planned plan it anew).
     """
     action = 'add' if grant else 'remove'
     for gmsa in gmsas:
-        desired = {'allowed_to_retrieve_password': {action: [sid]}}
+        gmsa['desired'] = {'allowed_to_retrieve_password': {action: [sid]}}
         try:
-            gmsa['plan'] = plan(PASSWORD_READER_ROWS, desired, gmsa['entry'])
+            gmsa['plan'] = plan(PASSWORD_READER_ROWS, gmsa['desired'], gmsa['entry'])
         except PlanError as exc:
             raise PlanError('gMSA %s: %s' % (gmsa['entry'].dn, exc), exc.option)
         gmsa['changed'] = gmsa['plan'].changed
 
 
 def write_planned(directory, gmsas, check_mode):
-    """Carry out the plans of plan_password_reader; returns the number of writes."""
+    """Carry out the plans of plan_password_reader; returns the number of writes. A gMSA whose allowed principals
+    another writer changed since they were read is read and planned again (its 'replanned' count goes up)."""
     writes = 0
     for gmsa in gmsas:
-        if gmsa['changed'] and not check_mode:
-            directory.modify(gmsa['entry'].dn, gmsa['plan'].changes)
-            writes += 1
+        if not gmsa['changed'] or check_mode:
+            continue
+
+        def replan(gmsa=gmsa):
+            entry = directory.get(gmsa['entry'].dn, GMSA_READ_ATTRIBUTES)
+            if entry is None:
+                return None
+            gmsa['entry'] = entry
+            gmsa['plan'] = plan(PASSWORD_READER_ROWS, gmsa['desired'], entry)
+            return gmsa['plan']
+
+        written, gmsa['replanned'] = modify_guarded(directory, gmsa['entry'].dn, gmsa['plan'], replan)
+        gmsa['changed'] = written is not None
+        writes += 1 if written is not None else 0
     return writes
+
+
+# ------------------------------------------------------------------------------------------------
+# Writing a plan whose guarded attributes another writer may change at the same time
+# ------------------------------------------------------------------------------------------------
+
+REPLAN_ATTEMPTS = 6
+
+
+class ConcurrentChangeError(ADError):
+    """A guarded attribute kept changing under this run; nothing of that object's plan was written."""
+
+
+def modify_guarded(directory, dn, current_plan, replan, attempts=REPLAN_ATTEMPTS, sleep=time.sleep):
+    """Write ``current_plan.changes`` to ``dn``. When the modify fails and a guarded attribute (msDS-GroupMSAMembership)
+    is no longer what the plan was made from, another writer changed it in between: ``replan()`` reads the object
+    again and returns a new Plan (None: the object is gone), which is written instead, at most ``attempts`` times.
+    A failure with the value unchanged is a real error and is raised as it is.
+
+    Returns (the plan written or None when nothing was left to write, number of re-plans)."""
+    replans = 0
+    while True:
+        if not current_plan.changes:
+            return None, replans
+        try:
+            directory.modify(dn, current_plan.changes)
+            return current_plan, replans
+        except ADError as exc:
+            if not current_plan.seen:
+                raise
+            fresh = replan()
+            if fresh is None:
+                raise
+            if fresh.seen == current_plan.seen:
+                raise  # nobody changed the value: the failure has another cause
+            replans += 1
+            if replans >= attempts:
+                raise ConcurrentChangeError(
+                    '%s of %s changed %d times while this run was writing it (another run grants or revokes at the '
+                    'same time); this run wrote nothing to it, so no change was overwritten. A rerun completes it. '
+                    '(last error: %s)' % (', '.join(sorted(fresh.seen)), dn, replans, exc), dn=dn)
+            current_plan = fresh
+            sleep(random.uniform(0.02, 0.2) * replans)  # the other writer goes first; spread out retries

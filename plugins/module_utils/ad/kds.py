@@ -11,10 +11,21 @@ is not later than the start of the password's key interval ([MS-GKDI]; Samba's
 usable for a new gMSA password once its use-start time lies before the start of the current 10-hour
 interval.
 
-The attributes written match what Windows (Add-KdsRootKey) and Samba (``samba-tool domain kds
-root_key create``) write: 64 random bytes of root key data, the SP800-108 CTR HMAC KDF with SHA512,
-DH secret agreement over the RFC 5114 2048-bit group with 256-bit subgroup, version 1, the creating DC
-as msKds-DomainID. Values from the forest's ``msKds-ProvServerConfiguration`` object take precedence.
+The attributes written are those Windows' Add-KdsRootKey writes in a forest whose KDS configuration was never
+changed, and they are Samba's own choices too (docs/kds-root-key.md, proven by tests/integration/test_kds_proof.py):
+64 random bytes of root key data, version 1, the creating DC as msKds-DomainID, the SP800-108 CTR HMAC KDF with
+SHA512, DH secret agreement over the RFC 5114 2048-bit group with 256-bit subgroup, public/private key lengths
+2048/512. Values from the forest's ``msKds-ProvServerConfiguration`` object (Set-KdsConfiguration) take
+precedence, as they do for Add-KdsRootKey. Sources:
+
+- [MS-ADSC] 2.159 class msKds-ProvRootKey: the attributes a root key must carry (msKds-PrivateKeyLength,
+  msKds-PublicKeyLength, msKds-SecretAgreementAlgorithmID, msKds-KDFAlgorithmID, ...).
+- [MS-GKDI] 2.2.1 (KDF parameters), 2.2.2 (FFC DH parameters) and 3.1.4.1.2 (group keys from the root key
+  with the KDF named in the key).
+- Samba, source4/dsdb/gmsa/gkdi.c, gkdi_create_root_key(): the same KDF parameter and DH parameter blobs as
+  defaults, 64 bytes of root key data, the DC's server reference as msKds-DomainID. It defaults
+  msKds-PrivateKeyLength to 256 where Windows writes 512 (the value Windows-made keys carry, e.g. the defaults
+  of DSInternals' KdsRootKey, which reads them); Samba does not use the public-key attributes.
 """
 
 from __future__ import annotations
@@ -33,9 +44,13 @@ SERVER_CONFIG_RDN = ('CN=Group Key Distribution Service Server Configuration,CN=
 KEY_CYCLE = datetime.timedelta(hours=10)  # GKDI key interval / replication wait
 MAX_CLOCK_SKEW = datetime.timedelta(minutes=5)
 LAB_BACKDATE = KEY_CYCLE + MAX_CLOCK_SKEW
+# What Add-KdsRootKey writes in an unconfigured forest (sources in the module docstring)
 ROOT_KEY_LENGTH = 64
 KDF_ALGORITHM = 'SP800_108_CTR_HMAC'
+KDF_HASH = 'SHA512'
 SECRET_AGREEMENT_ALGORITHM = 'DH'
+PUBLIC_KEY_LENGTH = 2048
+PRIVATE_KEY_LENGTH = 512  # Windows; Samba's gkdi_create_root_key() falls back to 256
 
 # RFC 5114 section 2.3: 2048-bit MODP group with 256-bit prime order subgroup (public constants).
 _DH_P = (
@@ -68,7 +83,7 @@ def ffc_dh_parameters_blob():
     return struct.pack('<I4sI', 12 + len(p) + len(g), b'DHPM', len(p)) + p + g
 
 
-def kdf_parameters_blob(hash_name='SHA512'):
+def kdf_parameters_blob(hash_name=KDF_HASH):
     """[MS-GKDI] 2.2.1 KDF parameters: 0, 1, byte length of the UTF-16 hash name, 0, the name."""
     name = (hash_name + '\x00').encode('utf-16-le')
     return struct.pack('<IIII', 0, 1, len(name), 0) + name
@@ -223,8 +238,8 @@ def server_configuration(directory):
         'msKds-KDFParam': (raw('msKds-KDFParam') or [kdf_parameters_blob()])[0],
         'msKds-SecretAgreementAlgorithmID': get('msKds-SecretAgreementAlgorithmID') or SECRET_AGREEMENT_ALGORITHM,
         'msKds-SecretAgreementParam': (raw('msKds-SecretAgreementParam') or [ffc_dh_parameters_blob()])[0],
-        'msKds-PublicKeyLength': int(get('msKds-PublicKeyLength') or 2048),
-        'msKds-PrivateKeyLength': int(get('msKds-PrivateKeyLength') or 512),
+        'msKds-PublicKeyLength': int(get('msKds-PublicKeyLength') or PUBLIC_KEY_LENGTH),
+        'msKds-PrivateKeyLength': int(get('msKds-PrivateKeyLength') or PRIVATE_KEY_LENGTH),
     }
 
 

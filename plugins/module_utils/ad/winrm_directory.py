@@ -301,6 +301,15 @@ class WinRMDirectory(Directory):
             self._created[key] = created
 
     def modify(self, dn, changes):
+        """One Set-ADServiceAccount / Set-ADObject call: LDAP delete -> -Remove, add -> -Add, replace -> -Replace.
+
+        msDS-GroupMSAMembership comes from the plan as delete-of-the-value-read plus add-of-the-new-value
+        (engine.SecurityDescriptorCodec), so the call carries -Remove @{old} -Add @{new} and never -Replace: the
+        cmdlet performs Remove before Add, and a value another writer changed meanwhile makes the remove (or the
+        add to this single-valued attribute) fail; engine.modify_guarded then reads and plans again. NOT VERIFIED
+        AGAINST WINDOWS: that ADWS sends both in one LDAP modify (atomic) and that .NET's ActiveDirectorySecurity
+        gives back the stored bytes. If it did not, the remove would fail with the value unchanged and the task
+        fails with the cmdlet's error; it never overwrites another run's grant."""
         ops = {'remove': {}, 'add': {}, 'replace': {}}
         clear, password = [], None
         for name, change in changes.items():

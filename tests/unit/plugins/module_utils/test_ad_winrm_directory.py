@@ -166,6 +166,25 @@ def test_modify_maps_ldap_changes_to_remove_add_replace_clear_and_password_reset
         d.modify('CN=U,' + BASE, {'unicodePwd': [('delete', [b'x'])]})
 
 
+def test_guarded_grant_is_one_set_call_with_remove_of_the_old_and_add_of_the_new_value():
+    """The plan's delete-old/add-new of msDS-GroupMSAMembership becomes one Set-ADServiceAccount with -Remove of
+    the exact value read and -Add of the new one (never -Replace), so a concurrent change makes it fail."""
+    old = GroupMSAMembership.for_principals([DOMAIN_SID + '-1105']).to_bytes()
+    entry = {'sAMAccountName': [b'W1$'], 'msDS-GroupMSAMembership': [old]}
+    plan = engine.plan(engine.PASSWORD_READER_ROWS, {'allowed_to_retrieve_password': {'add': [DOMAIN_SID + '-1106']}},
+                       entry)
+    gmsa = {'objects': [{'dn': 'CN=W1,' + BASE, 'attributes': {'objectClass': ['msDS-GroupManagedServiceAccount']}}]}
+    d, runner = directory(gmsa, {}, {})
+    d.search(BASE, '(cn=W1)', ['objectClass'])
+    d.modify('CN=W1,' + BASE, plan.changes)
+    data = runner.calls[-1][2]
+    assert data['kind'] == 'service_account' and data['replace'] == [] and data['clear'] == []
+    assert data['remove'] == [{'name': 'msDS-GroupMSAMembership', 'values': [{'sd': base64.b64encode(old).decode()}]}]
+    (added,) = data['add']
+    assert GroupMSAMembership.from_bytes(base64.b64decode(added['values'][0]['sd'])).allowed_sids == [
+        DOMAIN_SID + '-1105', DOMAIN_SID + '-1106']
+
+
 def cmdlet_error(exception, category, command='New-ADServiceAccount', message='boom'):
     return PowerShellError('%s: %s' % (command, message), details={
         'message': message, 'category': category, 'exception': exception, 'command': command,

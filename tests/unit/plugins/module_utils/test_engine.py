@@ -66,15 +66,101 @@ def test_list_add_remove_set_changes():
 
 
 def test_security_descriptor_changes_and_labels():
+    old = existing()['msDS-GroupMSAMembership']
     plan = engine.plan(engine.GMSA_ROWS, {'allowed_to_retrieve_password': {'add': [B]}}, existing(),
                        labels={A: 'WIN1$', B: 'Hosts'})
-    (op, values), = plan.changes['msDS-GroupMSAMembership']
-    assert op == 'replace'
-    assert GroupMSAMembership.from_bytes(values[0]).allowed_sids == [A, B]
+    # never a replace: delete exactly the value read, add the new one (a concurrent change makes it fail)
+    (op1, deleted), (op2, added) = plan.changes['msDS-GroupMSAMembership']
+    assert (op1, deleted) == ('delete', old) and op2 == 'add'
+    assert GroupMSAMembership.from_bytes(added[0]).allowed_sids == [A, B]
+    assert plan.seen == {'msDS-GroupMSAMembership': old}
     assert plan.before['allowed_to_retrieve_password'] == ['WIN1$']
     assert plan.after['allowed_to_retrieve_password'] == ['WIN1$', 'Hosts']
     plan = engine.plan(engine.GMSA_ROWS, {'allowed_to_retrieve_password': {'remove': [A]}}, existing())
-    assert GroupMSAMembership.from_bytes(plan.changes['msDS-GroupMSAMembership'][0][1][0]).allowed_sids == []
+    assert GroupMSAMembership.from_bytes(plan.changes['msDS-GroupMSAMembership'][1][1][0]).allowed_sids == []
+    # no value yet: only an add (a value another writer added meanwhile makes the single-valued add fail)
+    plan = engine.plan(engine.GMSA_ROWS, {'allowed_to_retrieve_password': {'add': [B]}},
+                       existing(**{'msDS-GroupMSAMembership': None}))
+    (op, added), = plan.changes['msDS-GroupMSAMembership']
+    assert op == 'add' and plan.seen == {'msDS-GroupMSAMembership': []}
+
+
+class RacingDirectory:
+    """Test double of a Directory (an imitation, not a server): modify() fails like a DC when the value the
+    changes delete is not the stored one; ``others`` are writes another run makes just before our modify."""
+
+    def __init__(self, stored, others=()):
+        self.stored = list(stored)
+        self.others = list(others)
+        self.modifies = 0
+
+    def modify(self, dn_, changes):
+        self.modifies += 1
+        if self.others:
+            self.stored = [self.others.pop(0)]
+        ops = changes['msDS-GroupMSAMembership']
+        for op, values in ops:
+            if op == 'delete' and values != self.stored:
+                raise engine.ADError('modify of %s failed: noSuchAttribute' % dn_, code=16)
+            if op == 'add' and not any(o == 'delete' for o, _v in ops) and self.stored:
+                raise engine.ADError('modify of %s failed: attributeOrValueExists' % dn_, code=20)
+        self.stored = [v for op, values in ops if op == 'add' for v in values]
+
+    def entry(self):
+        return dict(existing(), **{'msDS-GroupMSAMembership': list(self.stored)})
+
+
+def guarded_grant(directory, sid, attempts=engine.REPLAN_ATTEMPTS):
+    desired = {'allowed_to_retrieve_password': {'add': [sid]}}
+    start = engine.plan(engine.GMSA_ROWS, desired, directory.entry())
+    return engine.modify_guarded(directory, 'CN=web', start, lambda: engine.plan(engine.GMSA_ROWS, desired,
+                                                                                 directory.entry()),
+                                 attempts=attempts, sleep=lambda _s: None)
+
+
+def sids(raw):
+    return GroupMSAMembership.from_bytes(raw).allowed_sids
+
+
+def test_concurrent_grant_is_replanned_not_overwritten():
+    C = DOM + '-1107'
+    other = GroupMSAMembership.for_principals([A, C]).to_bytes()  # another run granted C after our read
+    directory = RacingDirectory([GroupMSAMembership.for_principals([A]).to_bytes()], others=[other])
+    written, replans = guarded_grant(directory, B)
+    assert replans == 1 and directory.modifies == 2
+    assert sids(directory.stored[0]) == [A, C, B]  # both grants kept
+    # the other run already made our change: nothing left to write
+    directory = RacingDirectory([GroupMSAMembership.for_principals([A]).to_bytes()],
+                                others=[GroupMSAMembership.for_principals([A, B]).to_bytes()])
+    assert guarded_grant(directory, B) == (None, 1)
+
+
+def test_first_value_added_concurrently_is_replanned():
+    directory = RacingDirectory([], others=[GroupMSAMembership.for_principals([A]).to_bytes()])
+    _written, replans = guarded_grant(directory, B)
+    assert replans == 1 and sids(directory.stored[0]) == [A, B]
+
+
+def test_endless_concurrent_changes_fail_clearly_without_writing():
+    values = [GroupMSAMembership.for_principals([DOM + '-%d' % (2000 + i)]).to_bytes() for i in range(20)]
+    directory = RacingDirectory([values[0]], others=values[1:])
+    with pytest.raises(engine.ConcurrentChangeError) as info:
+        guarded_grant(directory, B, attempts=3)
+    assert 'changed 3 times' in str(info.value) and 'msDS-GroupMSAMembership of CN=web' in str(info.value)
+    assert 'rerun' in str(info.value)
+    assert B not in sids(directory.stored[0])
+
+
+def test_failure_with_unchanged_value_is_raised_as_it_is():
+    class Refusing(RacingDirectory):
+        def modify(self, dn_, changes):
+            self.modifies += 1
+            raise engine.ADError('modify of %s refused: insufficient access rights' % dn_, code=50)
+
+    directory = Refusing([GroupMSAMembership.for_principals([A]).to_bytes()])
+    with pytest.raises(engine.ADError) as info:
+        guarded_grant(directory, B)
+    assert info.value.code == 50 and directory.modifies == 1
 
 
 def test_encryption_bits_keep_unknown_flags():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import struct
 
 import pytest
@@ -19,17 +20,46 @@ DOM = 'S-1-5-21-1004336348-1177238915-682003330'
 A, B, C = DOM + '-1105', DOM + '-1106', DOM + '-1107'
 
 
-def manual_sd(sids, owner=OWNER_SID, extra_aces=b'', extra_count=0):
-    """The binary form written out by hand from [MS-DTYP] 2.4.6, independent of impacket."""
+def manual_sd(sids, owner=OWNER_SID, extra_aces=b'', extra_count=0, revision=4):
+    """The binary form written out by hand from [MS-DTYP] 2.4.6 in the layout Windows writes for
+    msDS-GroupMSAMembership: header, owner, DACL (ACL revision 4)."""
     aces = b''
     for sid in sids:
         body = struct.pack('<L', GMSA_ACCESS_MASK) + sdm.sid_to_bytes(sid)
         aces += struct.pack('<BBH', 0, 0, 4 + len(body)) + body
     aces += extra_aces
-    dacl = struct.pack('<BBHHH', 2, 0, 8 + len(aces), len(sids) + extra_count, 0) + aces
+    dacl = struct.pack('<BBHHH', revision, 0, 8 + len(aces), len(sids) + extra_count, 0) + aces
     owner_bytes = sdm.sid_to_bytes(owner)
-    header = struct.pack('<BBHLLLL', 1, 0, 0x8004, 20 + len(dacl), 0, 0, 20)
-    return header + dacl + owner_bytes
+    header = struct.pack('<BBHLLLL', 1, 0, 0x8004, 20, 0, 0, 20 + len(owner_bytes))
+    return header + owner_bytes + dacl
+
+
+# msDS-GroupMSAMembership of a gMSA as Windows wrote it (ldapsearch output published in a write-up of a
+# practice domain): owner at offset 20, DACL of revision 4 right after it, two allow ACEs.
+WINDOWS_VALUE = base64.b64decode(
+    'AQAEgBQAAAAAAAAAAAAAACQAAAABAgAAAAAABSAAAAAgAgAABABQAAIAAAAAACQA/wEPAAEFAAAAAAAFFQAAAEaG8fp0Fw3KRmPkzOgDAAAA'
+    'ACQA/wEPAAEFAAAAAAAFFQAAAEaG8fp0Fw3KRmPkzHYEAAA=')
+WINDOWS_DOMAIN = 'S-1-5-21-4210132550-3389855604-3437519686'
+
+
+def test_windows_written_value_parses_and_is_rebuilt_byte_for_byte():
+    sd = GroupMSAMembership.from_bytes(WINDOWS_VALUE)
+    assert sd.owner == OWNER_SID and sd.group is None
+    assert sd.allowed_sids == [WINDOWS_DOMAIN + '-1000', WINDOWS_DOMAIN + '-1142']
+    assert sd.to_bytes() == WINDOWS_VALUE
+    assert GroupMSAMembership.for_principals(sd.allowed_sids).to_bytes() == WINDOWS_VALUE
+
+
+def test_older_layout_still_read():
+    """Values written by earlier versions of the collection (DACL before the owner, revision 2) are read;
+    the ACEs, not the layout, decide whether a change is needed."""
+    sd = GroupMSAMembership.for_principals([A, B])
+    owner = sdm.sid_to_bytes(OWNER_SID)
+    body = sd.to_bytes()[20 + len(owner):]
+    dacl = b'\x02' + body[1:]
+    old = struct.pack('<BBHLLLL', 1, 0, 0x8004, 20 + len(dacl), 0, 0, 20) + dacl + owner
+    parsed = GroupMSAMembership.from_bytes(old)
+    assert parsed == sd and parsed.allowed_sids == [A, B] and parsed.acl_revision == 2
 
 
 def test_sid_round_trip():
@@ -114,7 +144,6 @@ def object_ace(sid):
 
 def test_unmanaged_aces_preserved_by_add_remove_set():
     raw = manual_sd([A, B], extra_aces=deny_ace(C) + object_ace(C), extra_count=2)
-    raw = raw[:20] + b"\x04" + raw[21:]  # object ACEs need ACL revision 4
     sd = GroupMSAMembership.from_bytes(raw)
     assert sd.to_bytes() == raw
     assert sd.allowed_sids == [A, B]
@@ -126,8 +155,12 @@ def test_unmanaged_aces_preserved_by_add_remove_set():
         assert again == changed
         assert again.unmanaged_aces == sd.unmanaged_aces
     assert sd.set([C]).allowed_sids == [C]
-    # DACL revision goes to 4 when an object ACE is present
-    assert sd.to_bytes()[20] == 4
+    # a revision-2 DACL goes to revision 4 when an object ACE is present
+    two = GroupMSAMembership.from_bytes(manual_sd([A], revision=2))
+    assert two.to_bytes() == manual_sd([A], revision=2)
+    assert two.copy().add([B]).to_bytes()[36] == 2
+    two.aces.append(sdm.Ace.from_bytes(object_ace(C)))
+    assert two.to_bytes()[36] == 4
 
 
 def test_flagged_allow_ace_kept_raw():
@@ -141,7 +174,8 @@ def test_flagged_allow_ace_kept_raw():
 
 
 def test_garbage_raises():
-    for data in (b'', b'\x01\x00', b'\x01' * 7):
+    for data in (b'', b'\x01\x00', b'\x01' * 7, b'\x02' + manual_sd([A])[1:], manual_sd([A])[:-3],
+                 manual_sd([A])[:4] + struct.pack('<L', 999) + manual_sd([A])[8:]):
         with pytest.raises(SecurityDescriptorError):
             GroupMSAMembership.from_bytes(data)
 
