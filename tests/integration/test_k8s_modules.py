@@ -835,3 +835,88 @@ def _issue_cert(dns_names):
     return (cert.public_bytes(pem),
             key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),
             ca.public_bytes(pem))
+
+
+def _cert_manager_crds():
+    """Imitations of cert-manager's Issuer and Certificate CRDs (names and group only, no schema): cert-manager
+    itself (controller, CA injector) does not run in the lab."""
+    def crd(kind, plural):
+        return {'apiVersion': 'apiextensions.k8s.io/v1', 'kind': 'CustomResourceDefinition',
+                'metadata': {'name': f'{plural}.cert-manager.io'},
+                'spec': {'group': 'cert-manager.io', 'scope': 'Namespaced',
+                         'names': {'kind': kind, 'plural': plural, 'singular': kind.lower()},
+                         'versions': [{'name': 'v1', 'served': True, 'storage': True, 'schema': {'openAPIV3Schema': {
+                             'type': 'object', 'x-kubernetes-preserve-unknown-fields': True}}}]}}
+    return [crd('Issuer', 'issuers'), crd('Certificate', 'certificates')]
+
+
+def test_cert_manager_objects_then_upstream_serves_the_issued_secret(run, api, k8s_lab):
+    """certificate_mode cert_manager: the module's Issuer, Certificate and CA-injection annotation are created (no
+    cert-manager runs here: the test then plays its part, writing the TLS Secret and the caBundle), and upstream's
+    binary, run from the module's Deployment by the kubelet imitation, serves that Secret to the API server."""
+    ext = client.ApiextensionsV1Api(api)
+    for body in _cert_manager_crds():
+        try:
+            ext.create_custom_resource_definition(body)
+        except ApiException as exc:
+            assert exc.status == 409
+    wait_for(lambda: _try_list(api), 30, what='cert-manager CRDs served')
+    assert run(CRD_TASK).rc == 0
+    assert run(SPEC_TASK, spec_vars()).rc == 0
+    ensure_namespace(api, APPS, ['webapp', 'other'])
+    assert run("""
+- name: rbac
+  winkube.gmsa.credential_spec_rbac:
+    bindings:
+      - credential_spec: gmsa-webapp1
+        use_by: [{namespace: %s, service_accounts: [webapp]}]
+""" % APPS).rc == 0
+    task = KL_TASK.replace('    https_port: 8443\n', '    https_port: 8443\n    certificate_mode: cert_manager\n')
+    core, adm = client.CoreV1Api(api), client.AdmissionregistrationV1Api(api)
+    saved = park_gmsa_webhooks(api, keep=(KL_HOOK,))
+    try:
+        first = run(task)
+        assert first.rc == 0 and first.changed, first
+        custom = client.CustomObjectsApi(api)
+        cert = custom.get_namespaced_custom_object('cert-manager.io', 'v1', KL_NS, 'certificates', f'{KL_HOOK}-tls')
+        issuer = custom.get_namespaced_custom_object('cert-manager.io', 'v1', KL_NS, 'issuers', f'{KL_HOOK}-selfsigned')
+        assert issuer['spec'] == {'selfSigned': {}}
+        assert cert['spec']['secretName'] == f'{KL_HOOK}-tls'
+        assert cert['spec']['issuerRef'] == {'name': f'{KL_HOOK}-selfsigned', 'kind': 'Issuer'}
+        assert set(cert['spec']['dnsNames']) == {f'{KL_HOOK}.{KL_NS}.svc', f'{KL_HOOK}.{KL_NS}.svc.cluster.local'}
+        configs = (adm.read_mutating_webhook_configuration(KL_HOOK), adm.read_validating_webhook_configuration(KL_HOOK))
+        for config in configs:
+            assert config.metadata.annotations['cert-manager.io/inject-ca-from'] == f'{KL_NS}/{KL_HOOK}-tls'
+        assert not run(task).changed
+
+        # cert-manager's part, played by the test: the issued Secret, then the CA injector's caBundle
+        crt, key, ca = _issue_cert(cert['spec']['dnsNames'])
+        core.create_namespaced_secret(KL_NS, {'metadata': {'name': f'{KL_HOOK}-tls'}, 'type': 'kubernetes.io/tls', 'data': {
+            'tls.crt': base64.b64encode(crt).decode(), 'tls.key': base64.b64encode(key).decode(),
+            'ca.crt': base64.b64encode(ca).decode()}})
+        for config in configs:
+            config.webhooks[0].client_config.ca_bundle = base64.b64encode(ca).decode()
+            kind = 'mutating' if config.kind == 'MutatingWebhookConfiguration' else 'validating'
+            getattr(adm, f'replace_{kind}_webhook_configuration')(KL_HOOK, config)
+        status_file = _imitation('start')
+        svc_ip = core.read_namespaced_service(KL_HOOK, KL_NS).spec.cluster_ip
+        wait_admission_ready(core)
+        assert _same_cert(_served_cert(svc_ip), crt.decode())
+        assert json.loads(status_file.read_text())['restarts'] == 0
+    finally:
+        _imitation('stop')
+        run("""
+- name: webhook
+  winkube.gmsa.webhook: {state: absent, name: %s, namespace: %s, certificate_mode: cert_manager}
+""" % (KL_HOOK, KL_NS))
+        restore_gmsa_webhooks(api, saved)
+        for body in _cert_manager_crds():
+            ext.delete_custom_resource_definition(body['metadata']['name'])
+
+
+def _try_list(api):
+    try:
+        client.CustomObjectsApi(api).list_cluster_custom_object('cert-manager.io', 'v1', 'certificates')
+        return True
+    except ApiException:
+        return False
