@@ -723,7 +723,7 @@ class PodStream(object):
         self.thread.join(30)
 
 
-def test_module_deployment_runs_upstream_webhook_and_rotates_without_failures(run, api, k8s_lab):
+def test_module_deployment_runs_upstream_webhook_rotation_and_reload(run, api, k8s_lab):
     """The webhook module's Deployment and Secret drive upstream's binary (kubelet imitation); the API server calls
     it through clientConfig.service (ClusterIP on lo, real TLS name check of <svc>.<ns>.svc). A forced rotation
     (both CAs published, Secret and pod template switched, rollout, old CA dropped) and a Secret renewed in place
