@@ -39,20 +39,35 @@ fi
 command -v go >/dev/null || { echo "go is not installed" >&2; exit 1; }
 export GOPATH=$CACHE/go/path GOCACHE=$CACHE/go/build GOTOOLCHAIN=local CGO_ENABLED=0
 export GOFLAGS="-mod=vendor -buildvcs=false" GOPROXY=off
-mkdir -p "$GOCACHE" "$GOPATH" "$CACHE/bin"
+mkdir -p "$GOCACHE" "$GOPATH" "$CACHE/bin" "$CACHE/src"
+# One build at a time (checkouts share the cache); the source stays at a fixed path, so Go's build cache (keyed
+# by source paths, upstream builds without -trimpath) makes a rebuild with other flags a link only.
+exec 9>"$CACHE/bin/.gmsa-webhook.lock"
+flock 9
+if [ -x "$GMSA_WEBHOOK_BIN_DIR/gmsa-webhook" ] && [ "${1:-}" != "--force" ]; then
+    echo "$GMSA_WEBHOOK_BIN_DIR/gmsa-webhook"
+    exit 0
+fi
+src=$CACHE/src/windows-gmsa-$GMSA_WEBHOOK_VERSION-$(printf '%s' "$GMSA_WEBHOOK_TARBALL_SHA256" | cut -c1-12)
+if [ ! -d "$src" ]; then
+    rm -rf "$src.tmp"
+    mkdir -p "$src.tmp"
+    tar -xzf "$cached" -C "$src.tmp"
+    mv "$src.tmp" "$src"
+fi
 work=$(mktemp -d "$CACHE/bin/.gmsa-webhook-build.XXXXXX")
 trap 'rm -rf "$work"' EXIT
-tar -xzf "$cached" -C "$work"
 start=$SECONDS
 log "compiling windows-gmsa webhook $GMSA_WEBHOOK_VERSION with $(go version | cut -d' ' -f3), offline (-mod=vendor); cold: about a minute"
-# Upstream's release flags (admission-webhook/dockerfiles/Dockerfile; VERSION is the git tag), so /info and
-# --version report the release.
-(cd "$work/windows-gmsa-$GMSA_WEBHOOK_VERSION/admission-webhook" \
-    && go build -ldflags="-w -s -X main.version=$GMSA_WEBHOOK_VERSION" -o "$work/gmsa-webhook" .) &
+# Upstream's release flags (common.sh), so /info and --version report the release.
+(cd "$src/windows-gmsa-$GMSA_WEBHOOK_VERSION/admission-webhook" \
+    && go build -ldflags="$GMSA_WEBHOOK_LDFLAGS" -o "$work/gmsa-webhook" .) &
 pid=$!
 while kill -0 "$pid" 2>/dev/null; do
     sleep 1
-    [ $(((SECONDS - start) % 20)) = 0 ] && kill -0 "$pid" 2>/dev/null && log "still compiling the webhook, $((SECONDS - start)) s" || true
+    if [ $(((SECONDS - start) % 20)) = 0 ] && kill -0 "$pid" 2>/dev/null; then
+        log "still compiling the webhook, $((SECONDS - start)) s"
+    fi
 done
 wait "$pid" || { echo "go build of the windows-gmsa webhook failed (see above)" >&2; exit 1; }
 "$work/gmsa-webhook" --version >&2

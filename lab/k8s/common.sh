@@ -9,9 +9,11 @@ CACHE=${WINKUBE_GMSA_CACHE:-/var/cache/winkube-gmsa}
 BUILD_STAMP=$(cat "$K8S_DIR/versions.env" "$K8S_DIR/wrapper/go.mod" "$K8S_DIR/wrapper/go.sum" \
     "$K8S_DIR/build.sh" | sha256sum | cut -c1-16)
 BIN_DIR=$CACHE/bin/k8s-$K8S_VERSION-$BUILD_STAMP
-# The webhook's folder is keyed by the source tarball's checksum and its build recipe.
+# Upstream's release flags (admission-webhook/dockerfiles/Dockerfile, VERSION = the git tag), used by build-webhook.sh.
+GMSA_WEBHOOK_LDFLAGS="-w -s -X main.version=$GMSA_WEBHOOK_VERSION"
+# The webhook's folder is keyed by the source tarball's checksum and the build recipe.
 GMSA_WEBHOOK_BIN_DIR=$CACHE/bin/gmsa-webhook-$GMSA_WEBHOOK_VERSION-$(printf '%s' "$GMSA_WEBHOOK_TARBALL_SHA256" | cut -c1-12)-$(
-    sha256sum "$K8S_DIR/build-webhook.sh" | cut -c1-8)
+    printf 'CGO_ENABLED=0 -mod=vendor -ldflags=%s' "$GMSA_WEBHOOK_LDFLAGS" | sha256sum | cut -c1-8)
 STATE_ROOT=${WINKUBE_LAB_STATE:-$REPO_ROOT/lab/.state}
 STATE=$STATE_ROOT/k8s
 

@@ -46,7 +46,7 @@ setsid python3 "$K8S_DIR/kubelet_imitation.py" --namespace "$ns" --deployment "$
 pgid=$!
 echo "$pgid" >"$pidf"
 wait_group "$pgid" || { echo "the kubelet imitation exited:" >&2; tail -20 "$STATE/logs/$id.log" >&2; exit 1; }
-for _ in $(seq 1 ${WAIT_SECONDS:-60}0); do
+for _ in $(seq 1 "${WAIT_SECONDS:-60}0"); do
     kill -0 -- "-$pgid" 2>/dev/null || { echo "the kubelet imitation exited:" >&2; tail -20 "$STATE/logs/$id.log" >&2; exit 1; }
     python3 -c 'import json,sys; sys.exit(0 if json.load(open(sys.argv[1]))["ready"] else 1)' "$dir/status.json" 2>/dev/null \
         && { log "webhook of $ns/$name ready (kubelet imitation, log $dir/webhook.log)"; echo "$dir/status.json"; exit 0; }

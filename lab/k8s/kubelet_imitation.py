@@ -314,8 +314,7 @@ class Imitation(object):
     def write_status(self):
         status = {'pid': self.proc.pid if self.proc else None, 'ready': self.ready(), 'restarts': self.restarts,
                   'template_hash': self.template_hash, 'secret_versions': self.secret_versions,
-                  'cluster_ips': self.cluster_ips, 'port': self.port, 'error': self.error,
-}
+                  'cluster_ips': self.cluster_ips, 'port': self.port, 'error': self.error}
         tmp = os.path.join(self.dir, 'status.json.tmp')
         with open(tmp, 'w') as handle:
             json.dump(status, handle)
@@ -369,7 +368,7 @@ class Imitation(object):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = argparse.ArgumentParser(description=__doc__.split('\n', maxsplit=1)[0])
     for opt in ('namespace', 'deployment', 'dir', 'binary', 'api-url', 'ca', 'cert', 'key', 'api-port'):
         parser.add_argument('--' + opt, required=True)
     args = parser.parse_args()

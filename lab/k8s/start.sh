@@ -152,8 +152,8 @@ launch kube-scheduler "$BIN_DIR/kube-scheduler" \
     --authorization-kubeconfig "$KUBECONFIG_PATH" \
     --bind-address 127.0.0.1 --secure-port "$SCHED_PORT" --leader-elect=false --v 1
 # Pod exec (kubectl exec, the API server's pods/exec) runs on this host as a local process (kwok's
-# ClusterExec), with the stand-in nltest.exe/nslookup.exe of fake-windows-tools/ first on PATH; the
-# container name picks the stand-in's scenario (see fake-windows-tools/fake_tools.py).
+# ClusterExec), with the imitation nltest.exe/nslookup.exe of fake-windows-tools/ first on PATH; the
+# container name picks the imitation's scenario (see fake-windows-tools/fake_tools.py).
 FAKE_TOOLS_STATE=$STATE/fake-tools
 mkdir -p "$FAKE_TOOLS_STATE"
 {

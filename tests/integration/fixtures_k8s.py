@@ -4,8 +4,9 @@
                  (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok with one fake
                  Windows and one fake Linux node) and yields a :class:`K8sLab`; lab/k8s/stop.sh runs
                  at the end of the session, also when tests fail.
-``gmsa_webhook`` runs lab/k8s/start-webhook.sh (the gMSA admission webhook as a local HTTPS process
-                 with in-cluster credentials) and yields a :class:`GmsaWebhook`; stopped at session end.
+``gmsa_webhook`` runs lab/k8s/start-webhook.sh (upstream's windows-gmsa webhook v0.13.0, built from its
+                 source tarball by lab/k8s/build-webhook.sh, as a local HTTPS process with in-cluster
+                 credentials) and yields a :class:`GmsaWebhook`; stopped at session end.
                  It creates no webhook configuration: tests (or the collection's modules) do, pointing
                  clientConfig.url at ``gmsa_webhook.mutate_url`` / ``validate_url`` (see lab/k8s/README.md).
 

@@ -3,8 +3,8 @@ local WinRM test endpoint (lab/winrm/server.py with lab/winrm/fake_docker.py imi
 per-host fake file system, read back through the control port).
 
 One model, two outputs: the file's bytes are compared with the JSON the Kubernetes path produces for the same
-input - the credential_spec module's ``contents`` and, through the real kube-apiserver and the windows-gmsa
-webhook stand-in (Go's encoding/json), the ``gmsaCredentialSpec`` a pod gets.
+input - the credential_spec module's ``contents`` and, through the real kube-apiserver and upstream's
+windows-gmsa webhook v0.13.0 (Go's encoding/json), the ``gmsaCredentialSpec`` a pod gets.
 
 What this cannot prove: that the PowerShell behaves on Windows as imitated (see docs/docker.md).
 """

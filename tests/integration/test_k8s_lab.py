@@ -1,4 +1,4 @@
-"""Smoke test of the Kubernetes lab: a real kube-apiserver calls the gMSA webhook over HTTPS.
+"""Smoke test of the Kubernetes lab: a real kube-apiserver calls upstream's windows-gmsa webhook (v0.13.0) over HTTPS.
 
 Hand-written webhook configurations (clientConfig.url, as lab/k8s/README.md explains) and an inline
 GMSACredentialSpec CRD; everything is read back from the API server.
@@ -297,8 +297,9 @@ def test_unbound_service_account_is_refused(gmsa_setup):
 def test_missing_credspec_is_refused(gmsa_setup):
     with pytest.raises(ApiException) as info:
         gmsa_setup['core'].create_namespaced_pod(NS, gmsa_pod('missing-pod', 'allowed', credspec='no-such-spec'))
-    assert info.value.status == 404
-    assert 'no-such-spec' in json.loads(info.value.body)['message']
+    assert info.value.status == 404  # the mutating webhook, called first, finds no such resource
+    assert json.loads(info.value.body)['message'] == (
+        'admission webhook "admission-webhook.windows-gmsa.sigs.k8s.io" denied the request: cred spec no-such-spec does not exist')
 
 
 def test_unrelated_update_passes_the_validating_webhook(gmsa_setup):
@@ -339,3 +340,66 @@ def test_deployment_on_fake_linux_node_becomes_available(gmsa_setup, k8s_lab):
     pods = gmsa_setup['core'].list_namespaced_pod(NS, label_selector='app=lab-smoke').items
     assert {p.spec.node_name for p in pods} == set(k8s_lab.linux_nodes)
     assert all(p.status.phase == 'Running' for p in pods)
+
+
+# --- upstream's webhook itself (kubernetes-sigs/windows-gmsa v0.13.0, built by lab/k8s/build-webhook.sh) ------
+def _call(webhook, path, method='GET', body=None, content_type='application/json'):
+    """An HTTPS request to the webhook process, its certificate verified with the lab's CA bundle."""
+    import ssl
+    import urllib.error
+    import urllib.request
+
+    ctx = ssl.create_default_context(cafile=webhook.ca_bundle)
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(webhook.url + path, data=data, method=method, headers={'Content-Type': content_type})
+    try:
+        with urllib.request.urlopen(req, context=ctx, timeout=10) as resp:
+            return resp.status, resp.headers.get('Content-Type'), resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.headers.get('Content-Type'), exc.read()
+
+
+def test_webhook_is_upstream_release(gmsa_webhook):
+    import subprocess
+
+    assert _call(gmsa_webhook, '/info') == (200, 'application/json', b'{"version":"v0.13.0"}')
+    assert _call(gmsa_webhook, '/health')[0] == 204
+    assert _call(gmsa_webhook, '/nowhere')[0] == 404
+    assert _call(gmsa_webhook, '/mutate')[0] == 405  # not a POST
+    assert _call(gmsa_webhook, '/mutate', 'POST', {}, 'application/json; charset=utf-8')[0] == 415  # exact type only
+    out = subprocess.run([gmsa_webhook.binary, '--version'], capture_output=True, text=True, timeout=30, check=True)
+    assert out.stdout == 'windows-gmsa-webhook vv0.13.0\n'  # upstream prefixes the tag with another v
+
+
+def _review(operation, pod, old=None):
+    request = {'uid': 'u-1', 'kind': {'group': '', 'version': 'v1', 'kind': 'Pod'},
+               'resource': {'group': '', 'version': 'v1', 'resource': 'pods'}, 'namespace': NS,
+               'operation': operation, 'object': pod}
+    if old is not None:
+        request['oldObject'] = old
+    return {'apiVersion': 'admission.k8s.io/v1', 'kind': 'AdmissionReview', 'request': request}
+
+
+def test_update_changing_gmsa_is_refused_by_upstream(gmsa_webhook):
+    """The API server refuses such pod updates itself (spec immutable), so the review is sent directly."""
+    old = gmsa_pod('p', 'allowed')
+    new = json.loads(json.dumps(old))
+    new['spec']['containers'][0]['securityContext']['windowsOptions'] = {
+        'gmsaCredentialSpecName': 'other', 'gmsaCredentialSpec': '{}'}
+    status, dummy, body = _call(gmsa_webhook, '/validate', 'POST', _review('UPDATE', new, old))
+    response = json.loads(body)['response']
+    assert status == 200 and response['uid'] == 'u-1' and response['allowed'] is False
+    assert response['status'] == {
+        'metadata': {}, 'code': 403,
+        'message': 'cannot update an existing pod\'s GMSA settings (GMSA name and contents modified on container "app")'}
+    same = _call(gmsa_webhook, '/validate', 'POST', _review('UPDATE', old, old))
+    assert json.loads(same[2])['response']['allowed'] is True
+
+
+def test_contents_without_name_is_refused_by_upstream(gmsa_webhook):
+    pod = gmsa_pod('p', 'allowed')
+    pod['spec']['securityContext']['windowsOptions'] = {'gmsaCredentialSpec': '{}'}
+    dummy, dummy2, body = _call(gmsa_webhook, '/validate', 'POST', _review('CREATE', pod))
+    assert json.loads(body)['response']['status'] == {
+        'metadata': {}, 'code': 422,
+        'message': 'pod "p" has a GMSA cred spec set, but does not define the name of the corresponding resource'}

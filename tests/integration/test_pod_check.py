@@ -1,8 +1,8 @@
 """pod_gmsa_check through ansible-playbook against the real API server, exec served by kwok.
 
-The API server proxies each pods/exec to kwok (verified TLS, lab CA), which runs the stand-in nltest.exe /
-nslookup.exe of lab/k8s/fake-windows-tools on this host; the container name picks the stand-in's scenario.
-What the stand-ins print is shaped like the Kubernetes docs' examples; this proves the exec path, argv
+The API server proxies each pods/exec to kwok (verified TLS, lab CA), which runs the imitation nltest.exe /
+nslookup.exe of lab/k8s/fake-windows-tools on this host; the container name picks the imitation's scenario.
+What the imitations print is shaped like the Kubernetes docs' examples; this proves the exec path, argv
 handling, parsing and diagnosis, not the real Windows tools.
 """
 
@@ -28,7 +28,7 @@ HEADER = """
     K8S_AUTH_KUBECONFIG: "{{ kubeconfig }}"
   tasks:
 """
-# pod name -> (container name = stand-in scenario, credential spec: 'filled', 'name-only' or None)
+# pod name -> (container name = imitation scenario, credential spec: 'filled', 'name-only' or None)
 PODS = {
     'healthy': ('healthy', 'filled'),
     'nocred': ('no-credspec', 'filled'),
@@ -161,7 +161,7 @@ def test_sc_reset_check_mode_then_repair(core, run, k8s_lab):
     assert out['changed'] is False and pod['reset_performed'] is False
     assert pod['steps'][-1]['name'] == 'sc_reset' and pod['steps'][-1]['status'] == 'skip'
     assert pod['diagnosis']['stage'] == 'secure_channel'
-    assert not marker.exists()  # the stand-in's record of a reset: none happened
+    assert not marker.exists()  # the imitation's record of a reset: none happened
 
     res = run(check_task('pods: [resettable]\nsc_reset: true'))
     out = res.results['Check']

@@ -1,4 +1,4 @@
-"""Stand-ins for nltest.exe and nslookup.exe inside a gMSA pod, for the lab's kwok exec.
+"""Imitations of nltest.exe and nslookup.exe inside a gMSA pod, for the lab's kwok exec.
 
 Not Windows: kwok runs `kubectl exec` commands of pods on the fake nodes as local processes (its
 ClusterExec rules in $WINKUBE_LAB_STATE/k8s/kwok-exec.yaml); this folder is first on kwok's PATH, so
