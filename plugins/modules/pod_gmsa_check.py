@@ -25,7 +25,7 @@ description:
   - The task fails when a pod cannot be checked or, with O(fail_on=problem) (the default), when any pod's
     diagnosis is not V(healthy) or V(repaired); the per-pod results are returned in every case.
   - B(Not verified against Windows.) The collection's tests run this module against a real kube-apiserver whose
-    exec requests kwok serves on fake nodes by running stand-in C(nltest.exe)/C(nslookup.exe) scripts that
+    exec requests kwok serves on fake nodes by running imitation C(nltest.exe)/C(nslookup.exe) scripts that
     print output shaped like the documented examples (C(lab/k8s/fake-windows-tools)). The real tools'
     output on a Windows container, their exit codes and the exact wording of less common failures have not
     been checked here.

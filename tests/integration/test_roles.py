@@ -237,7 +237,7 @@ def _running_gmsa_pods(k8s_lab, namespace, selector, timeout=90):
 
 
 def test_validate_runs_the_ladder_inside_the_pods(run_playbook, lab_vars, k8s_lab):
-    """gmsa_validate_pods: pod_gmsa_check in the pods (exec served by kwok's stand-in nltest/nslookup, which
+    """gmsa_validate_pods: pod_gmsa_check in the pods (exec served by kwok's imitation nltest/nslookup, which
     answer by container name): the iis pod is healthy, a pod whose secure channel is down makes its gMSA fail
     with the ladder's next step."""
     from kubernetes import client
