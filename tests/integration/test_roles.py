@@ -153,7 +153,8 @@ def test_bad_variable_fails_at_the_start(run_playbook, lab_vars):
     bad['gmsa_nodes']['mode'] = 'domainjoined'              # not a choice
     result = run_playbook(SITE, extra_vars=bad)
     assert result.rc != 0, result
-    assert "Validating arguments against arg spec 'main'" in result.stdout, result
+    # site.yml's first play checks every role through its validate entry point, before any role runs
+    assert "Validating arguments against arg spec 'validate'" in result.stdout, result
     assert 'spn' in result.stdout and 'domainjoined' in result.stdout, result
     assert not result.changed, result
 
