@@ -122,6 +122,7 @@ contents:
 
 from ansible_collections.winkube.gmsa.plugins.module_utils.strict import AnsibleModule
 
+from ansible_collections.winkube.gmsa.plugins.module_utils.secrets import mask_structured_secrets
 from ansible_collections.winkube.gmsa.plugins.module_utils.k8s.connection_spec import k8s_argument_spec
 from ansible_collections.winkube.gmsa.plugins.module_utils.k8s.engine import run_module
 from ansible_collections.winkube.gmsa.plugins.module_utils.models.crd import (
@@ -139,13 +140,14 @@ def main():
             state=dict(type='str', choices=['present', 'absent'], default='present'),
             credential_specs=dict(type='list', elements='dict', required=True, options=dict(
                 name=dict(type='str', required=True),
-                credspec=dict(type='raw'),
+                credspec=dict(type='raw', no_log=True),  # its PluginInput may be a secret (secrets.py)
                 labels=dict(type='dict'),
             )),
             force_conflicts=dict(type='bool', default=False),
         ),
         supports_check_mode=True,
     )
+    mask_structured_secrets(module)
     state = module.params['state']
     items = module.params['credential_specs']
     problems, objects, names = [], [], []

@@ -275,6 +275,7 @@ import tempfile
 
 from ansible_collections.winkube.gmsa.plugins.module_utils.strict import AnsibleModule
 
+from ansible_collections.winkube.gmsa.plugins.module_utils.secrets import mask_structured_secrets
 from ansible_collections.winkube.gmsa.plugins.module_utils.models.credential_spec import (
     CredentialSpecError,
     build_credential_spec,
@@ -391,11 +392,11 @@ def main():
     argument_spec = winrm_argument_spec(
         name=dict(type='str', required=True),
         state=dict(type='str', choices=['present', 'absent'], default='present'),
-        credspec=dict(type='raw'),
+        credspec=dict(type='raw', no_log=True),  # PluginInput may be a secret (secrets.py)
         domain=dict(type='dict'),
         account=dict(type='str'),
         additional_accounts=dict(type='list', elements='raw', default=[]),
-        host_account_config=dict(type='dict'),
+        host_account_config=dict(type='dict', no_log=True),
         data_root=dict(type='str'),
         discover_data_root=dict(type='bool', default=False),
         swarm_config_name=dict(type='str'),
@@ -405,6 +406,7 @@ def main():
     kwargs['mutually_exclusive'] = [('credspec', 'domain')]
     kwargs['required_together'] = [('domain', 'account')]
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True, **kwargs)
+    mask_structured_secrets(module)
     params = module.params
 
     name = params['name']

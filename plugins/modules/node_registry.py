@@ -169,6 +169,7 @@ pods_checked:
 
 from ansible_collections.winkube.gmsa.plugins.module_utils.strict import AnsibleModule
 
+from ansible_collections.winkube.gmsa.plugins.module_utils.secrets import mask_structured_secrets
 from ansible_collections.winkube.gmsa.plugins.module_utils.winrm.connection_spec import (
     CLUSTER_OPTION,
     winrm_argument_spec,
@@ -207,6 +208,7 @@ def main():
         cluster=CLUSTER_OPTION,
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True, **winrm_module_kwargs())
+    mask_structured_secrets(module)
     runner = runner_for(module)
     transport = cluster_transport(module)
     data = {'key': KEY, 'name': VALUE_NAME, 'value': WANTED, 'check_mode': module.check_mode}

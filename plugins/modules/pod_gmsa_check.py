@@ -190,6 +190,7 @@ api_requests:
 
 from ansible_collections.winkube.gmsa.plugins.module_utils.strict import AnsibleModule
 
+from ansible_collections.winkube.gmsa.plugins.module_utils.secrets import mask_structured_secrets
 from ansible_collections.winkube.gmsa.plugins.module_utils.k8s import pod_ladder
 from ansible_collections.winkube.gmsa.plugins.module_utils.k8s.client import ApiError, K8sError, connect, require_kubernetes
 from ansible_collections.winkube.gmsa.plugins.module_utils.k8s.connection_spec import k8s_argument_spec
@@ -266,6 +267,7 @@ def main():
         mutually_exclusive=[('pods', 'label_selector')],
         supports_check_mode=True,
     )
+    mask_structured_secrets(module)
     params = module.params
     problems = []
     try:

@@ -304,6 +304,7 @@ import base64
 from ansible.module_utils.basic import missing_required_lib
 from ansible_collections.winkube.gmsa.plugins.module_utils.strict import AnsibleModule
 
+from ansible_collections.winkube.gmsa.plugins.module_utils.secrets import mask_structured_secrets
 from ansible_collections.winkube.gmsa.plugins.module_utils.ad.connection_spec import (
     ad_argument_spec,
     ad_module_kwargs,
@@ -672,6 +673,7 @@ def main():
         supports_check_mode=True,
         **ad_module_kwargs()
     )
+    mask_structured_secrets(module)
     if not ldap_client.HAS_LDAP3:
         module.fail_json(msg=missing_required_lib('ldap3'), exception=ldap_client.LDAP3_IMPORT_ERROR)
     PortableIdentityTask(module).run()

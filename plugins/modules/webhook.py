@@ -347,6 +347,7 @@ import ssl
 from ansible.module_utils.six.moves.urllib.parse import urlparse
 from ansible_collections.winkube.gmsa.plugins.module_utils.strict import AnsibleModule
 
+from ansible_collections.winkube.gmsa.plugins.module_utils.secrets import mask_structured_secrets
 from ansible_collections.winkube.gmsa.plugins.module_utils.k8s.connection_spec import k8s_argument_spec
 from ansible_collections.winkube.gmsa.plugins.module_utils.k8s.client import host_of, server_version
 from ansible_collections.winkube.gmsa.plugins.module_utils.k8s.engine import run_module
@@ -445,6 +446,7 @@ def main():
         ),
         supports_check_mode=True,
     )
+    mask_structured_secrets(module)
     params = module.params
     s = model.settings_with_defaults(dict((k, params[k]) for k in WEBHOOK_OPTIONS))
     # options given explicitly as empty stay empty

@@ -323,3 +323,96 @@ def test_empty_lists_are_no_ops(samba_lab, k8s_lab, run_playbook):
     assert result.results['credential_spec']['changed'] is False
     assert result.results['credential_spec']['api_requests']['writes'] == 0
     assert k8s_difference(before, k8s_snapshot(api)) == []
+
+
+# -- playbooks/site.yml: bad input found before the first write of the whole run ---------------------------
+
+SITE_ROWS = TABLE.get('site_rows') or []
+REPO = HERE.parents[1]
+# Attributes a bind or a search changes on its own (logon bookkeeping), not writes of a run.
+AD_VOLATILE = {'lastlogon', 'lastlogontimestamp', 'logoncount', 'badpwdcount', 'badpasswordtime', 'usnchanged',
+               'whenchanged', 'dscorepropagationdata', 'replpropertymetadata'}
+
+
+def ad_full_snapshot(samba_lab):
+    """Every object of the domain and of the KDS root key container with every attribute but logon bookkeeping."""
+    conn = samba_lab.ldap()
+    snap = {}
+    try:
+        for base in (samba_lab.base_dn, ROOT_KEYS + samba_lab.config_dn):
+            entries = conn.extend.standard.paged_search(base, '(objectClass=*)', attributes=[ldap3.ALL_ATTRIBUTES],
+                                                        paged_size=500, generator=False)
+            for entry in entries:
+                if entry.get('type') != 'searchResEntry':
+                    continue
+                snap[entry['dn'].lower()] = {k.lower(): sorted(repr(v) for v in values)
+                                             for k, values in entry['raw_attributes'].items() if k.lower() not in AD_VOLATILE}
+    finally:
+        conn.unbind()
+    return snap
+
+
+def ad_full_difference(before, after):
+    out = ['AD object %s: %s' % ('added' if dn in after else 'deleted', dn) for dn in sorted(set(before) ^ set(after))]
+    for dn in sorted(set(before) & set(after)):
+        changed = sorted(k for k in set(before[dn]) | set(after[dn]) if before[dn].get(k) != after[dn].get(k))
+        if changed:
+            out.append('AD object %s: %s changed' % (dn, ', '.join(changed)))
+    return out
+
+
+VALIDATE_ONLY = '\n'.join(
+    ['- hosts: localhost', '  gather_facts: false', '  tasks:'] +
+    ['    - ansible.builtin.include_role: {name: winkube.gmsa.%s, tasks_from: validate}' % role
+     for role in ('gmsa_ad', 'gmsa_nodes', 'gmsa_cluster', 'gmsa_credspecs', 'gmsa_validate')]) + '\n'
+
+
+def test_site_table_is_complete():
+    ids = [r['id'] for r in SITE_ROWS]
+    others = {r['id'] for r in TABLE['module_rows'] + ROLE_ROWS}
+    assert len(SITE_ROWS) >= 12 and len(ids) == len(set(ids)) and not set(ids) & others
+    for row in SITE_ROWS:
+        assert set(row) <= {'id', 'vars', 'expect', 'why'} and row['expect'] and row['vars'], row['id']
+
+
+def test_bad_input_fails_site_yml_before_anything_is_written(samba_lab, k8s_lab, run_playbook):
+    """Each row, through playbooks/site.yml: it fails in the checks of the first play, its message names the
+    field, and both servers read back in full are unchanged."""
+    from kubernetes import client as k8s_client
+    api = k8s_lab.api_client()
+    uid = secrets.token_hex(3)
+    ns = 'site-bi-' + uid
+    k8s_client.CoreV1Api(api).create_namespace({'metadata': {'name': ns}})
+    marks = {'uid': uid, 'ns': ns}
+    lab = {'gmsa_domain': samba_lab.module_args(), 'gmsa_cluster': {'kubeconfig': k8s_lab.kubeconfig}}
+    baseline = merged(lab, fill(TABLE['site_baseline'], marks))
+    # the baseline passes every check, so each row fails for its own reason
+    control = run_playbook(VALIDATE_ONLY, extra_vars=baseline)
+    assert control.rc == 0, control
+    ad_before, k8s_before = ad_full_snapshot(samba_lab), k8s_snapshot(api)
+    problems = []
+    try:
+        for row in SITE_ROWS:
+            result = run_playbook('- import_playbook: %s/playbooks/site.yml\n' % REPO,
+                                  extra_vars=merged(baseline, fill(row['vars'], marks)))
+            msg = ' '.join(str(m) for m in result.failures().values()) + result.stdout[-3000:]
+            expect = fill(row['expect'], marks)
+            print('%s: rc %s: %s' % (row['id'], result.rc, ' '.join(' '.join(str(m) for m in result.failures().values()).split())[:200]))
+            if result.rc == 0:
+                problems.append('%s: site.yml did not fail' % row['id'])
+            elif expect.lower() not in msg.lower():
+                problems.append('%s: message lacks %r: %s' % (row['id'], expect, msg[-600:]))
+            if result.changed:
+                problems.append('%s: a task reported changed' % row['id'])
+            roles_ran = [name for name, task in result.results.items()
+                         if any(word in name for word in ('Ensure', 'Install', 'Deploy')) and not task.get('skipped')]
+            if roles_ran:
+                problems.append('%s: writing tasks ran: %s' % (row['id'], roles_ran))
+    finally:
+        ad_after, k8s_after = ad_full_snapshot(samba_lab), k8s_snapshot(api)
+        k8s_client.CoreV1Api(api).delete_namespace(ns)
+    problems += ad_full_difference(ad_before, ad_after)
+    problems += ['Kubernetes was written: %s' % d for d in k8s_difference(k8s_before, k8s_after)]
+    print('\n%d site.yml rows checked; %d AD objects and %d Kubernetes objects read back before and after'
+          % (len(SITE_ROWS), len(ad_before), len(k8s_before)))
+    assert not problems, '\n'.join(problems)

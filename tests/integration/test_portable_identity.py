@@ -259,7 +259,7 @@ ROLE_PLAY = """
         tasks_from: "{{ entry | default('main') }}"
     - name: save
       ansible.builtin.copy:
-        content: "{{ gmsa_ad_portable_identity_result.credentials | default({}) | to_json }}"
+        content: "{{ gmsa_ad_portable_identity_credentials | default({}) | to_json }}"
         dest: "{{ creds_file }}"
         mode: "0600"
       no_log: true
@@ -282,7 +282,7 @@ def test_gmsa_ad_role_in_non_domain_joined_mode(run_playbook, run_module, samba_
     variables = {
         'gmsa_domain': dict(samba_lab.module_args(), kds_root_key={'lab_mode': True}),
         'gmsa_nodes': {'mode': 'non_domain_joined', 'host_group': group,
-                       'portable_identity': {'name': ident},
+                       'portable_identity': {'name': ident, 'credentials_to_result': True},
                        'host_account_config': {'plugin': 'azure_key_vault',
                                                'object_id': '11111111-2222-3333-4444-555555555555',
                                                'secret_uri': 'https://kv1.vault.azure.net/secrets/gmsa-user'}},

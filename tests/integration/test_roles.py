@@ -153,7 +153,8 @@ def test_bad_variable_fails_at_the_start(run_playbook, lab_vars):
     bad['gmsa_nodes']['mode'] = 'domainjoined'              # not a choice
     result = run_playbook(SITE, extra_vars=bad)
     assert result.rc != 0, result
-    assert "Validating arguments against arg spec 'main'" in result.stdout, result
+    # site.yml's first play checks every role through its validate entry point, before any role runs
+    assert "Validating arguments against arg spec 'validate'" in result.stdout, result
     assert 'spn' in result.stdout and 'domainjoined' in result.stdout, result
     assert not result.changed, result
 
@@ -272,7 +273,7 @@ def test_validate_checks_the_portable_path(run_playbook, lab_vars, samba_lab):
     """gmsa_nodes.mode portable: the portable identity must exist and be in the host group, and every credential
     spec must carry HostAccountConfig with the plugin's GUID (here the Azure Key Vault plugin's)."""
     portable = json.loads(json.dumps(lab_vars))
-    portable['gmsa_nodes'].update(mode='portable', portable_identity={'name': 'roles-ccg'},
+    portable['gmsa_nodes'].update(mode='portable', portable_identity={'name': 'roles-ccg', 'credentials_to_result': True},
                                   host_account_config={'plugin': 'azure_key_vault',
                                                        'object_id': '11111111-2222-3333-4444-555555555555',
                                                        'secret_uri': 'https://kv1.vault.azure.net/secrets/gmsa-user'})
@@ -300,6 +301,95 @@ def test_validate_checks_the_portable_path(run_playbook, lab_vars, samba_lab):
         conn.search(samba_lab.base_dn, '(sAMAccountName=roles-ccg)', attributes=['cn'])
         for entry in conn.entries:
             conn.delete(entry.entry_dn)
+
+
+STORE = SITE + """
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: store
+      ansible.builtin.copy:
+        content: "{{ gmsa_ad_portable_identity_credentials.password }}"
+        dest: "{{ creds_file }}"
+        mode: "0600"
+      no_log: true
+      when: gmsa_ad_portable_identity_credentials is defined
+"""
+
+
+def test_site_never_loses_the_portable_identitys_password(run_playbook, lab_vars, samba_lab, k8s_lab, tmp_path):
+    """playbooks/site.yml (gmsa_validate runs gmsa_ad again in check mode at the end) with a portable identity: a
+    run that would create the user or rotate its password without a place for the password fails before it
+    writes; with credentials_to_result the user's store task gets the password the DC really has; with
+    kubernetes_secret the Secret does. Each password is proven by a simple bind over LDAPS as the user."""
+    from kubernetes import client
+    from test_portable_identity import bind_works, pwd_last_set, user_entry
+
+    core = client.CoreV1Api(k8s_lab.api_client())
+    creds_file = tmp_path / 'stored-password'
+    portable = json.loads(json.dumps(lab_vars))
+    host_config = {'plugin': 'azure_key_vault', 'object_id': '11111111-2222-3333-4444-555555555555',
+                   'secret_uri': 'https://kv1.vault.azure.net/secrets/gmsa-user'}
+
+    def with_identity(**identity):
+        out = json.loads(json.dumps(portable))
+        out['gmsa_nodes'].update(mode='portable', host_account_config=host_config,
+                                 portable_identity=dict({'name': 'roles-pw', 'update_password': 'always'}, **identity))
+        return dict(out, creds_file=str(creds_file))
+
+    try:
+        # creation without a store: refused before anything is written
+        refused = run_playbook(STORE, extra_vars=with_identity())
+        assert refused.rc != 0, refused
+        msg = ' '.join(str(m) for m in refused.failures().values())
+        assert 'gmsa_nodes.portable_identity.kubernetes_secret' in msg and 'credentials_to_result' in msg, msg
+        assert user_entry(samba_lab, 'roles-pw') is None
+        assert not creds_file.exists()
+
+        # created with credentials_to_result: the store task after site.yml gets the password, which binds
+        made = run_playbook(STORE, extra_vars=with_identity(credentials_to_result=True))
+        assert made.rc == 0, made
+        dn = user_entry(samba_lab, 'roles-pw')['dn']
+        first = creds_file.read_text()
+        assert first not in made.stdout + made.stderr
+        assert bind_works(samba_lab, dn, first)
+
+        # the issue's reproduction: update_password always, no store -> refused, the password did not move
+        before = pwd_last_set(samba_lab, 'roles-pw')
+        creds_file.unlink()
+        lost = run_playbook(STORE, extra_vars=with_identity())
+        assert lost.rc != 0, lost
+        assert pwd_last_set(samba_lab, 'roles-pw') == before and bind_works(samba_lab, dn, first)
+        assert not creds_file.exists()
+
+        # rotated with credentials_to_result: the stored password is the new one
+        rotated = run_playbook(STORE, extra_vars=with_identity(credentials_to_result=True))
+        assert rotated.rc == 0, rotated
+        second = creds_file.read_text()
+        assert second != first and pwd_last_set(samba_lab, 'roles-pw') != before
+        assert bind_works(samba_lab, dn, second)
+
+        # rotated into a Kubernetes Secret: nothing returned to Ansible, the Secret's password binds
+        creds_file.unlink()
+        moved = pwd_last_set(samba_lab, 'roles-pw')
+        into_secret = run_playbook(STORE, extra_vars=with_identity(kubernetes_secret={'name': 'roles-pw', 'namespace': NS}))
+        assert into_secret.rc == 0, into_secret
+        assert not creds_file.exists()
+        import base64
+        third = base64.b64decode(core.read_namespaced_secret('roles-pw', NS).data['password']).decode()
+        assert third not in into_secret.stdout + into_secret.stderr
+        assert pwd_last_set(samba_lab, 'roles-pw') != moved and bind_works(samba_lab, dn, third)
+    finally:
+        back = run_playbook(SITE, extra_vars=lab_vars)
+        conn = samba_lab.ldap()
+        conn.search(samba_lab.base_dn, '(sAMAccountName=roles-pw)', attributes=['cn'])
+        for entry in conn.entries:
+            conn.delete(entry.entry_dn)
+        try:
+            core.delete_namespaced_secret('roles-pw', NS)
+        except client.ApiException:
+            pass
+        assert back.rc == 0, back
 
 
 def test_validate_checks_the_nodes_over_winrm(run_playbook, lab_vars, winrm_lab, k8s_lab):

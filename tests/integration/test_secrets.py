@@ -276,3 +276,114 @@ def test_no_secret_in_any_output(samba_lab, k8s_lab, ansible_env, tmp_path):
                 pass
         rbac.delete_cluster_role_binding('sec-%s' % uid)
         rbac.delete_cluster_role('sec-%s' % uid)
+
+
+INLINE_PLAY = """
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: credential_spec with an inline kubeconfig (dict)
+      winkube.gmsa.credential_spec:
+        kubeconfig: "{{ inline }}"
+        credential_specs: [{name: "{{ spec }}", credspec: "{{ credspec }}"}]
+      register: r_dict
+    - name: credential_spec with an inline kubeconfig (YAML text)
+      winkube.gmsa.credential_spec:
+        kubeconfig: "{{ inline | to_nice_yaml }}"
+        credential_specs: [{name: "{{ spec }}", credspec: "{{ credspec }}"}]
+      register: r_text
+    - name: a failure after validation (the namespace does not exist)
+      winkube.gmsa.credential_spec_rbac:
+        kubeconfig: "{{ inline }}"
+        bindings: [{credential_spec: "{{ spec }}", use_by: [{namespace: "{{ spec }}-missing", service_accounts: [a]}]}]
+      register: r_failed
+      ignore_errors: true
+    - name: a failure in argument validation
+      winkube.gmsa.credential_spec:
+        kubeconfig: "{{ inline }}"
+        credential_specs: [{credspec: "{{ credspec }}"}]
+      register: r_invalid
+      ignore_errors: true
+    - name: node_registry's nested cluster option (fails at WinRM, after validation)
+      winkube.gmsa.node_registry:
+        hosts: [127.0.0.1]
+        port: 9
+        username: u
+        password: "{{ winrm_password }}"
+        operation_timeout: 1
+        read_timeout: 2
+        cluster: {kubeconfig: "{{ inline }}"}
+      register: r_nested
+      ignore_errors: true
+    - name: dump every result
+      ansible.builtin.debug:
+        msg: "{{ [r_dict, r_text, r_failed, r_invalid, r_nested] }}"
+"""
+
+
+def test_inline_kubeconfig_and_plugin_input_never_leak(k8s_lab, ansible_env, tmp_path, run_playbook):
+    """An inline kubeconfig (dict and YAML text) holding a ServiceAccount token and a credential spec whose
+    PluginInput is a secret, at -vvvv with --diff, normal and check mode, with the module invocation injected
+    into results (ANSIBLE_INJECT_INVOCATION, ansible-core 2.19 and later; 2.17 always returns it): neither is in
+    any output, result, diff or log. The masking leaves the rest readable: the server URL from the same
+    kubeconfig and the credential spec's domain still show."""
+    uid = secrets.token_hex(3)
+    crd = run_playbook('- hosts: localhost\n  gather_facts: false\n  tasks:\n    - name: crd\n'
+                       '      winkube.gmsa.crd: {kubeconfig: "%s"}\n' % k8s_lab.kubeconfig)
+    assert crd.rc == 0, crd
+    api = k8s_lab.api_client()
+    core, rbac = client.CoreV1Api(api), client.RbacAuthorizationV1Api(api)
+    sa_ns, spec = 'sec-in-%s' % uid, 'gmsa-sec-in-%s' % uid
+    core.create_namespace({'metadata': {'name': sa_ns}})
+    core.create_namespaced_service_account(sa_ns, {'metadata': {'name': 'deployer'}})
+    rbac.create_cluster_role({'metadata': {'name': sa_ns}, 'rules': [
+        {'apiGroups': [''], 'resources': ['namespaces'], 'verbs': ['list', 'get']},
+        {'apiGroups': ['windows.k8s.io'], 'resources': ['gmsacredentialspecs'], 'verbs': ['list', 'get', 'create', 'patch']},
+        {'apiGroups': ['apiextensions.k8s.io'], 'resources': ['customresourcedefinitions'], 'verbs': ['list', 'get']}]})
+    rbac.create_cluster_role_binding({'metadata': {'name': sa_ns},
+                                      'roleRef': {'apiGroup': 'rbac.authorization.k8s.io', 'kind': 'ClusterRole', 'name': sa_ns},
+                                      'subjects': [{'kind': 'ServiceAccount', 'name': 'deployer', 'namespace': sa_ns}]})
+    token = core.create_namespaced_service_account_token('deployer', sa_ns, {'spec': {'expirationSeconds': 3600}}).status.token
+    inline = {'apiVersion': 'v1', 'kind': 'Config', 'current-context': 'lab',
+              'clusters': [{'name': 'lab', 'cluster': {'server': k8s_lab.api_url, 'certificate-authority': k8s_lab.ca_cert}}],
+              'contexts': [{'name': 'lab', 'context': {'cluster': 'lab', 'user': 'deployer'}}],
+              'users': [{'name': 'deployer', 'user': {'token': token}}]}
+    plugin_secret = 'ccg-user:Plugin-%s-Secret' % uid
+    credspec = json.dumps({
+        'CmsPlugins': ['ActiveDirectory'],
+        'DomainJoinConfig': {'Sid': 'S-1-5-21-1-2-3', 'MachineAccountName': 'secin', 'Guid': '244818ae-87ac-4fcd-92ec-e79e5252348a',
+                             'DnsTreeName': 'contoso.test', 'DnsName': 'contoso.test', 'NetBiosName': 'CONTOSO'},
+        'ActiveDirectoryConfig': {'GroupManagedServiceAccounts': [{'Name': 'secin', 'Scope': 'contoso.test'}],
+                                  'HostAccountConfig': {'PortableCcgVersion': '1',
+                                                        'PluginGUID': '{CCC2A336-D7F3-4818-A213-272B7924213E}',
+                                                        'PluginInput': plugin_secret}}})
+    extra = {'inline': inline, 'spec': spec, 'credspec': credspec, 'winrm_password': 'WinRM-%s-Pw1' % uid}
+    env = dict(ansible_env, ANSIBLE_INJECT_INVOCATION='True')
+    texts = {}
+    try:
+        for check in (False, True):
+            out = run_verbose(env, tmp_path, INLINE_PLAY, extra, 'inline-%s' % ('check' if check else 'run'), check=check)
+            assert out.pop('_rc') == 0, '\n'.join(v[-3000:] for v in out.values())
+            texts.update(out)
+        stored = client.CustomObjectsApi(api).get_cluster_custom_object('windows.k8s.io', 'v1', 'gmsacredentialspecs', spec)
+        assert stored['credspec']['ActiveDirectoryConfig']['HostAccountConfig']['PluginInput'] == plugin_secret
+        joined = '\n'.join(texts.values())
+        assert '"invocation"' in joined and 'VALUE_SPECIFIED_IN_NO_LOG_PARAMETER' in joined
+        assert re.search(r'^[-+]', joined, re.M), 'no --diff output captured'
+        # not mangled: the kubeconfig's server URL and the credential spec's other values stay readable
+        assert k8s_lab.api_url in joined and 'contoso.test' in joined and 'windows.k8s.io' in joined
+        assert '%s-missing' % spec in joined  # the failure message of r_failed
+        core_hits = set()
+        found = leaks({'inline kubeconfig token': token, 'PluginInput': plugin_secret,
+                       'WinRM password': extra['winrm_password']}, texts, core_hits)
+        print('\nsearched %d bytes in %d places; ansible-core ANSIBLE_DEBUG argument lines held: %s'
+              % (sum(len(t) for t in texts.values()), len(texts), sorted(set(n for n, _w in core_hits)) or 'none'))
+        assert not found, '\n'.join(found)
+    finally:
+        try:
+            client.CustomObjectsApi(api).delete_cluster_custom_object('windows.k8s.io', 'v1', 'gmsacredentialspecs', spec)
+        except client.ApiException:
+            pass
+        core.delete_namespace(sa_ns)
+        rbac.delete_cluster_role_binding(sa_ns)
+        rbac.delete_cluster_role(sa_ns)

@@ -8,7 +8,8 @@ from __future__ import annotations
 from ansible.module_utils.basic import env_fallback
 
 K8S_CONNECTION_SPEC = dict(
-    kubeconfig=dict(type='raw', fallback=(env_fallback, ['K8S_AUTH_KUBECONFIG'])),
+    # no_log: an inline kubeconfig holds credentials; secrets.mask_structured_secrets narrows the masking to them.
+    kubeconfig=dict(type='raw', no_log=True, fallback=(env_fallback, ['K8S_AUTH_KUBECONFIG'])),
     context=dict(type='str', fallback=(env_fallback, ['K8S_AUTH_CONTEXT'])),
     host=dict(type='str', fallback=(env_fallback, ['K8S_AUTH_HOST'])),
     api_key=dict(type='str', no_log=True, fallback=(env_fallback, ['K8S_AUTH_API_KEY'])),
