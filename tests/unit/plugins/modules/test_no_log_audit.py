@@ -29,6 +29,7 @@ NOT_SECRET = {
     'allowed_to_retrieve_password': 'the principals that may read a gMSA password, not the password',
     'managed_password_interval_days': 'an integer',
     'kubernetes_secret': 'the name and namespace of a Secret; its connection options are checked one by one',
+    'image_pull_secrets': 'the names of image pull Secrets, not their contents',
 }
 
 
