@@ -10,7 +10,10 @@ from __future__ import annotations
 import base64
 import json
 
+import ldap3
 import pytest
+from kubernetes import client
+from kubernetes.client.rest import ApiException
 
 from test_gmsa import (  # noqa: F401  pylint: disable=unused-import
     delete,
@@ -19,10 +22,6 @@ from test_gmsa import (  # noqa: F401  pylint: disable=unused-import
     run_module,
     uid,
 )
-
-kubernetes = pytest.importorskip('kubernetes')
-from kubernetes import client  # noqa: E402
-from kubernetes.client.rest import ApiException  # noqa: E402
 
 NS = 'ccg-secret'
 KEYS = {'username', 'password', 'domainName', 'azureKeyVaultSecret', 'awsSecretsManagerSecret'}
@@ -92,9 +91,10 @@ def pwd_last_set(samba_lab, sam):
 
 
 def bind_works(samba_lab, dn, password):
+    """True when the simple bind succeeds, False when the DC refuses the credentials; anything else raises."""
     try:
         conn = samba_lab.ldap(user=dn, password=password)
-    except Exception:  # pylint: disable=broad-except
+    except ldap3.core.exceptions.LDAPInvalidCredentialsResult:
         return False
     try:
         return bool(conn.bound)
