@@ -70,5 +70,5 @@ newest_venv() {
 oldest_venv() {
   local py
   py=$(find_python 10 12) || die "ansible-core $OLDEST_CORE needs Python 3.10 to 3.12 and none was found on PATH or under pyenv."
-  ensure_venv oldest "$py" "$OLDEST_CORE"
+  ensure_venv oldest "$py" "$OLDEST_CORE" "$REPO/tests/requirements-oldest-tools.txt"
 }

@@ -72,15 +72,16 @@ def ansible_env(tmp_path_factory):
 
 @pytest.fixture
 def run_playbook(ansible_env, tmp_path):
-    """run_playbook(yaml_text, extra_vars=None, check=False, diff=False) -> PlaybookResult.
+    """run_playbook(yaml_text, extra_vars=None, check=False, diff=False, args=(), prefix=()) -> PlaybookResult.
 
-    Runs against localhost with the json callback and returns every task's result by task name.
+    Runs against localhost with the json callback and returns every task's result by task name. ``prefix``
+    is a command line that runs ansible-playbook (for example in a namespace of its own).
     """
 
-    def _run(playbook: str, extra_vars: dict | None = None, check=False, diff=False, args=()):
+    def _run(playbook: str, extra_vars: dict | None = None, check=False, diff=False, args=(), prefix=()):
         path = tmp_path / 'playbook.yml'
         path.write_text(textwrap.dedent(playbook))
-        cmd = [str(Path(sys.executable).parent / 'ansible-playbook'), '-i', 'localhost,', '-c', 'local', str(path)]
+        cmd = [*prefix, str(Path(sys.executable).parent / 'ansible-playbook'), '-i', 'localhost,', '-c', 'local', str(path)]
         if extra_vars:
             vars_file = tmp_path / 'extra_vars.json'
             vars_file.write_text(json.dumps(extra_vars))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import json
 import secrets
 import struct
 import time
@@ -152,8 +151,7 @@ def test_create_exact_idempotent_check_and_diff(run_module, samba_lab):
         # check mode: reports the creation, writes nothing
         res = run_module(check=True, diff=True, **args)
         assert res.get('changed') is True, res
-        assert res['diff']['before'] == {name: {'state': 'absent'}} or res['diff'][0]['before'] == {
-            name: {'state': 'absent'}}
+        assert res['diff']['before'] == {name: {'state': 'absent'}}, res['diff']
         assert gmsa_entry(samba_lab, sam) is None
 
         res = run_module(**args)
@@ -327,15 +325,29 @@ def test_disable_and_encryption_warning(run_module, samba_lab):
         run_module(name=name, state='absent')
 
 
-def test_timings_report(run_module, samba_lab):
-    """Not an assertion of behaviour: prints timings for the report."""
+def test_one_account_writes_once_and_the_noop_not_at_all(run_module, samba_lab):
+    """Create, no-op and delete of one account: one LDAP write each for create and delete, none on the
+    no-op, as the module reports it and as the DC shows it (the account's uSNChanged stays). Timings are
+    the benchmark's business (bench/), not a test's."""
     name = 'gt%s' % uid()
-    res = run_module(name=name)
-    again = run_module(name=name)
-    gone = run_module(name=name, state='absent')
-    print(json.dumps({'create_s': round(res['_seconds'], 2), 'create_ops': res['ldap_operations'],
-                      'noop_s': round(again['_seconds'], 2), 'noop_ops': again['ldap_operations'],
-                      'delete_s': round(gone['_seconds'], 2)}))
+
+    def usn_changed():
+        found = read(samba_lab, '(sAMAccountName=%s$)' % name, ['uSNChanged'])
+        return found[0]['raw_attributes']['uSNChanged'] if found else None
+
+    try:
+        res = run_module(name=name)
+        assert res.get('changed') is True and res['ldap_operations']['writes'] == 1, res
+        before = usn_changed()
+        assert before is not None
+        again = run_module(name=name)
+        assert again.get('changed') is False and again['ldap_operations']['writes'] == 0, again
+        assert usn_changed() == before
+        gone = run_module(name=name, state='absent')
+        assert gone.get('changed') is True and gone['ldap_operations']['writes'] == 1, gone
+        assert usn_changed() is None
+    finally:
+        run_module(name=name, state='absent')
 
 
 def test_password_blob_version(samba_lab, run_module):

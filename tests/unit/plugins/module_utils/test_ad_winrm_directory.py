@@ -283,7 +283,7 @@ def test_ad_scripts_are_constants_taking_data_only():
         assert '{0}' not in script.text and '%s' not in script.text
         assert scripts.RESULT_MARKER not in script.text
         assert 'Invoke-Expression' not in script.text and 'iex ' not in script.text.lower()
-    assert '-LDAPFilter' in ad_scripts.AD_SEARCH.text or 'LDAPFilter =' in ad_scripts.AD_SEARCH.text
+    assert 'LDAPFilter = [string]$Data.filter' in ad_scripts.AD_SEARCH.text  # the filter arrives as data
     for cmdlet in ('New-ADServiceAccount', 'New-ADGroup', 'New-ADUser', 'New-ADObject'):
         assert cmdlet in ad_scripts.AD_NEW.text
     for cmdlet in ('Set-ADServiceAccount', 'Set-ADObject', 'Set-ADAccountPassword'):

@@ -11,8 +11,6 @@ from ansible_collections.winkube.gmsa.plugins.module_utils.k8s.client import (
     build_configuration,
 )
 
-pytest.importorskip('kubernetes')
-
 
 def deployment(generation=2, observed=2, replicas=2, updated=2, total=2, available=2):
     return {'metadata': {'generation': generation}, 'spec': {'replicas': replicas},

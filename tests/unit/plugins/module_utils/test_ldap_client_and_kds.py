@@ -47,21 +47,18 @@ def test_entry_decoding_and_case_insensitive_lookup():
     assert entry.values('missing') == [] and entry.get('missing', 1) == 1
 
 
-@pytest.mark.skipif(not lc.HAS_LDAP3, reason='ldap3 missing')
 def test_open_directory_refuses_clear_text_simple_bind():
     with pytest.raises(lc.ADConnectionError) as err:
         lc.open_directory(dict(server='127.0.0.1', encryption='none', auth_method='simple', username='u', password='p'))
     assert err.value.field == 'encryption'
 
 
-@pytest.mark.skipif(not lc.HAS_LDAP3, reason='ldap3 missing')
 def test_open_directory_missing_ca_file(tmp_path):
     with pytest.raises(lc.ADConnectionError, match='ca_file .* does not exist') as err:
         lc.open_directory(dict(server='127.0.0.1', username='u', password='secret', ca_file=str(tmp_path / 'no.pem')))
     assert err.value.field == 'ca_file' and 'secret' not in str(err.value)
 
 
-@pytest.mark.skipif(not lc.HAS_LDAP3, reason='ldap3 missing')
 def test_unreachable_message():
     with pytest.raises(lc.ADConnectionError, match=r'cannot reach 127\.0\.0\.1:1 within 2s') as err:
         lc.open_directory(dict(server='127.0.0.1', port=1, timeout=2, username='u', password='p'))

@@ -12,15 +12,11 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from ldap3.core import exceptions as ldap3_exceptions
 
 from ansible_collections.winkube.gmsa.plugins.module_utils import retry
-
-ldap3 = pytest.importorskip('ldap3')
-pytest.importorskip('kubernetes')
-from ldap3.core import exceptions as ldap3_exceptions  # noqa: E402
-
-from ansible_collections.winkube.gmsa.plugins.module_utils.ad import ldap_client as lc  # noqa: E402
-from ansible_collections.winkube.gmsa.plugins.module_utils.k8s import client as kc  # noqa: E402
+from ansible_collections.winkube.gmsa.plugins.module_utils.ad import ldap_client as lc
+from ansible_collections.winkube.gmsa.plugins.module_utils.k8s import client as kc
 
 
 class Clock:
