@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import threading
 from pathlib import Path
 
 import pytest
@@ -233,23 +234,25 @@ def _computer(samba_lab, name):
                        capture_output=True, check=True)
 
 
+def _remove_grant_group(samba_lab):
+    conn = samba_lab.ldap()
+    conn.search(samba_lab.base_dn, f'(sAMAccountName={GRANT_GROUP})', attributes=['cn'])
+    for entry in conn.entries:
+        conn.delete(entry.entry_dn)
+
+
 @pytest.fixture
 def grant_vars(samba_lab, k8s_lab, winrm_lab):
     """gmsa_ad + gmsa_nodes with a host group this test owns (removed before and after) and one gMSA."""
-    def remove_group():
-        conn = samba_lab.ldap()
-        conn.search(samba_lab.base_dn, f'(sAMAccountName={GRANT_GROUP})', attributes=['cn'])
-        for entry in conn.entries:
-            conn.delete(entry.entry_dn)
     winrm_lab.reset()
-    remove_group()
+    _remove_grant_group(samba_lab)
     yield {
         'gmsa_domain': dict(samba_lab.module_args(), kds_root_key={'lab_mode': True}),
         'gmsa_cluster': {'kubeconfig': k8s_lab.kubeconfig},
         'gmsa_nodes': {'host_group': GRANT_GROUP, 'computers': []},
         'gmsa_accounts': [{'name': GRANT_GMSA, 'spns': ['HTTP/nodesgrant1.contoso.test']}],
     }
-    remove_group()
+    _remove_grant_group(samba_lab)
 
 
 def _with_nodes(grant_vars, computers, **nodes):
@@ -319,3 +322,85 @@ def test_inventory_hosts_purge_exactly_the_added_node_and_test_each_gmsa(run_pla
     assert off.rc == 0, off
     assert _task(off, 'Ensure the host group of the Windows nodes')['members_added'] == ['WIN-NODE2$']
     assert _commands(winrm_lab) == commands, 'refresh false purged'
+
+
+class AgentImitation(threading.Thread):
+    """Stands in for the node agents' PowerShell (kwok runs no containers, the lab no HostProcess pod): publishes each
+    Windows node's report for the DaemonSet's current configuration and answers the refresh request as the agent
+    would (listed when the node's computer is in the request; Test-ADServiceAccount from gmsa_access)."""
+
+    def __init__(self, k8s_lab, gmsa_access):
+        super().__init__(daemon=True)
+        self.k8s_lab, self.gmsa_access, self.stop = k8s_lab, gmsa_access, threading.Event()
+        self.requests = []
+
+    def run(self):
+        from kubernetes import client
+        from kubernetes.client.rest import ApiException
+        from test_node_agent import agent_token, healthy_facts, publish_report, report
+        api = self.k8s_lab.api_client()
+        core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
+        done = None
+        while not self.stop.wait(0.5):
+            try:
+                daemonset = apps.read_namespaced_daemon_set('gmsa-node-agent', 'winkube-gmsa-node-agent')
+            except ApiException:
+                continue
+            digest = daemonset.spec.template.metadata.annotations['winkube.gmsa/config-digest']
+            try:
+                request = core.read_namespaced_config_map('gmsa-node-agent-refresh', 'winkube-gmsa-node-agent').data
+            except ApiException:
+                request = None
+            if (digest, request) == done:
+                continue
+            try:
+                token = agent_token(api)
+            except ApiException:
+                continue
+            for index, node in enumerate(self.k8s_lab.windows_nodes):
+                computer = 'KWOK-WIN%d' % index
+                answer = None
+                if request:
+                    listed = computer + '$' in [c.upper() for c in json.loads(request['computers'])]
+                    tests = [{'gmsa': g, 'ok': self.gmsa_access.get(g, True), 'error': None}
+                             for g in json.loads(request['gmsas'])] if listed else []
+                    answer = {'request_id': request['request_id'], 'computer_name': computer, 'listed': listed,
+                              'changed': listed, 'purged': listed, 'tests': tests}
+                try:
+                    publish_report(self.k8s_lab, token, node, report(node, digest, healthy_facts(computer), refresh=answer))
+                except OSError:  # the namespace is being set up or removed
+                    continue
+            if request:
+                self.requests.append(request)
+            done = (digest, request)
+
+
+def test_agent_mode_purges_the_added_node_and_fails_on_a_false_test(run_playbook, grant_vars, winrm_lab, samba_lab, k8s_lab):
+    """access agent after a grant: the refresh request names exactly the computer gmsa_ad added; the agents' answers
+    are reported per node and gMSA; a false Test-ADServiceAccount fails the role naming node and gMSA."""
+    from kubernetes import client
+    _computer(samba_lab, 'KWOK-WIN0')
+    node = k8s_lab.windows_nodes[0]
+    agent = _with_nodes(grant_vars, ['KWOK-WIN0$'], access='agent', agent={'wait_timeout': 60})
+    imitation = AgentImitation(k8s_lab, {GRANT_GMSA: False})
+    imitation.start()
+    try:
+        failed = run_playbook(GRANT_ROLES, extra_vars=agent)
+        assert failed.rc != 0, failed
+        message = _task(failed, 'Fail when a node just added to the host group cannot use a gMSA')['msg']
+        assert f'{node} (KWOK-WIN0) gMSA {GRANT_GMSA}' in message, message
+        assert imitation.requests and json.loads(imitation.requests[-1]['computers']) == ['KWOK-WIN0$']
+        assert json.loads(imitation.requests[-1]['gmsas']) == [GRANT_GMSA]
+
+        _remove_grant_group(samba_lab)  # so the next run adds the computer again
+        imitation.gmsa_access[GRANT_GMSA] = True
+        passed = run_playbook(GRANT_ROLES, extra_vars=agent)
+        assert passed.rc == 0, passed
+        rows = _task(passed, 'Report the new grant per node and gMSA (machine tickets purged, Test-ADServiceAccount)')
+        assert [r['msg'] for r in rows['results']] == [
+            f'{node} (KWOK-WIN0): tickets purged; Test-ADServiceAccount {GRANT_GMSA}: True'], rows
+        assert winrm_lab.journal() == [], 'agent mode used WinRM'
+    finally:
+        imitation.stop.set()
+        imitation.join(10)
+        client.CoreV1Api(k8s_lab.api_client()).delete_namespace('winkube-gmsa-node-agent')
