@@ -167,6 +167,15 @@ gmsas:
     changed:
       description: Whether the group was (or would be) added to or removed from its allowed principals.
       type: bool
+members_added:
+  description:
+    - The members this run added to the group (in check mode, would add), as C(sAMAccountName) (C(WIN1$)) or, for an
+      object without one, its DN. Empty when nothing was added. The roles purge the machine tickets of exactly these
+      computers (winkube.gmsa.node_refresh, the node agent's O(winkube.gmsa.node_agent#module:refresh)).
+  returned: always
+  type: list
+  elements: str
+  sample: [WIN2$]
 ldap_operations:
   description: How many LDAP searches and writes the task made (after binding).
   returned: always
@@ -398,11 +407,18 @@ class HostGroupTask:
                    gmsas=[dict(name=g['name'], distinguished_name=g['entry'].dn, changed=g['changed'])
                           for g in self.gmsas],
                    ldap_operations=dict(searches=self.searches, writes=self.writes),
-                   created_concurrently=self.created_concurrently,
-                   replanned=[g['name'] for g in self.gmsas if g.get('replanned')])
+                    created_concurrently=self.created_concurrently,
+                    replanned=[g['name'] for g in self.gmsas if g.get('replanned')],
+                    members_added=self.members_added() if present else [])
         if self.module._diff:
             out['diff'] = self.diff()
         self.module.exit_json(**out)
+
+    def members_added(self):
+        """Who this run added (would add): the DNs in the plan's after that were not members before, by label."""
+        before = set(dn.normalize_dn(m) for m in self.group_plan.before.get('members') or [])
+        return [self.group_labels.get(dn.normalize_dn(m), m) for m in self.group_plan.after.get('members') or []
+                if dn.normalize_dn(m) not in before]
 
     def diff(self):
         label = self.params['name']

@@ -39,7 +39,14 @@ def run_script(action, script, data):
                            'host %s uses the %r connection. Set ansible_connection: winrm (or psrp) for it, or give '
                            'hosts: (the deprecated controller-side form).' % (action._task.get_name(), name))
     payload = encode_payload(script, data) + b'\r\n'
-    rc, stdout, stderr = action._connection.exec_command(BOOTSTRAP, in_data=payload, sudoable=False)
+    try:
+        rc, stdout, stderr = action._connection.exec_command(BOOTSTRAP, in_data=payload, sudoable=False)
+    finally:
+        if action._task.delegate_to:
+            # A loop delegating to several hosts reuses the connection when their addresses are equal, whatever
+            # their ports (ansible-core's TaskExecutor compares remote_addr only): closing it makes the next item
+            # connect to its own host (the roles delegate to the inventory's Windows nodes from localhost).
+            action._connection.close()
     return decode_output(stdout, stderr, rc)
 
 

@@ -387,7 +387,11 @@ def test_role_docker_target_needs_the_docker_hosts(run_playbook, lab, samba_lab,
     variables = _role_vars(samba_lab, lab, tmp_path, 'docker')
     del variables['gmsa_docker']
     result = run_playbook(ROLE_PLAY % '', extra_vars=variables)
-    assert result.rc != 0 and 'gmsa_credspecs_targets docker needs gmsa_docker.hosts' in result.stdout, result
+    assert result.rc != 0 and 'gmsa_credspecs_targets docker needs the Docker hosts: put them in the inventory group ' \
+        'windows_nodes' in result.stdout, result
+    none = dict(_role_vars(samba_lab, lab, tmp_path, 'docker'), gmsa_nodes={'access': 'none'})
+    result = run_playbook(ROLE_PLAY % '', extra_vars=none)
+    assert result.rc != 0 and 'gmsa_nodes.access is none' in result.stdout, result
     bad = run_playbook(ROLE_PLAY % '', extra_vars=dict(_role_vars(samba_lab, lab, tmp_path, 'swarm')))
     assert bad.rc != 0 and "Validating arguments against arg spec 'main'" in bad.stdout, bad
     assert lab.journal() == []
@@ -414,3 +418,36 @@ def test_role_both_targets_one_inventory(run_playbook, lab, samba_lab, k8s_lab, 
     assert files(lab, 'WIN-NODE1') == {}
     names = [i['metadata']['name'] for i in custom.list_cluster_custom_object('windows.k8s.io', 'v1', 'gmsacredentialspecs')['items']]
     assert not set(expected) & set(names)
+
+
+def test_role_docker_target_on_the_inventory_hosts(run_playbook, lab, samba_lab, tmp_path):
+    """gmsa_docker without hosts: the Docker hosts are the inventory group's (here the group named by
+    gmsa_nodes.inventory_group), reached through Ansible's winrm connection plugin with their inventory variables;
+    the same bytes on every host and in the Swarm files; removal; a second run unchanged."""
+    from test_winrm_inventory import inventory
+    inv = tmp_path / 'docker_hosts.yml'
+    inv.write_text(inventory(lab, tmp_path).read_text().replace('windows_nodes', 'docker_hosts'))
+    variables = _role_vars(samba_lab, lab, tmp_path, 'docker')
+    variables['gmsa_docker'] = {k: v for k, v in variables['gmsa_docker'].items()
+                                if k in ('swarm_output_dir', 'data_root', 'discover_data_root')}
+    variables['gmsa_nodes'] = {'access': 'winrm', 'inventory_group': 'docker_hosts'}
+    args = ('-i', str(inv))
+    check = run_playbook(ROLE_PLAY % '', extra_vars=variables, check=True, args=args)
+    assert check.rc == 0, check.failures()
+    assert files(lab, 'WIN-NODE1') == {} and not (tmp_path / 'swarm').exists()
+
+    first = run_playbook(ROLE_PLAY % '', extra_vars=variables, args=args)
+    assert first.rc == 0, first.failures()
+    expected = _expected(first)
+    for host in HOSTS:
+        assert files(lab, host) == {'D:\\docker\\CredentialSpecs\\%s.json' % name: content
+                                    for name, content in expected.items()}, host
+    for name, content in expected.items():
+        assert (tmp_path / 'swarm' / f'{name}.json').read_bytes() == content
+    assert all(e.get('bootstrap_recognised') for e in lab.journal() if e.get('name') == 'docker_credential_spec')
+    second = run_playbook(ROLE_PLAY % '', extra_vars=variables, args=args)
+    assert second.rc == 0 and not second.changed, second
+
+    removed = run_playbook(ROLE_PLAY % '', extra_vars=dict(variables, entry='remove'), args=args)
+    assert removed.rc == 0 and removed.changed, removed
+    assert files(lab, 'WIN-NODE1') == {} and files(lab, 'WIN-NODE2') == {} and list((tmp_path / 'swarm').iterdir()) == []

@@ -8,6 +8,9 @@ role wrote is read back from the fake hosts' state through the endpoint's contro
 from __future__ import annotations
 
 import json
+import subprocess
+import threading
+from pathlib import Path
 
 import pytest
 
@@ -214,3 +217,190 @@ def test_agent_mode_waits_reports_checks_and_pods(run_playbook, nodes_vars, winr
         assert _changed_tasks(passing) == [], passing
     finally:
         core.delete_namespace('winkube-gmsa-node-agent')
+
+
+# After a grant: gmsa_ad adds computers to the host group, gmsa_nodes purges the machine tickets of exactly those
+# nodes and reports Test-ADServiceAccount per node and gMSA (host_group's members_added).
+GRANT_ROLES = '- hosts: localhost\n  gather_facts: false\n  roles: [winkube.gmsa.gmsa_ad, winkube.gmsa.gmsa_nodes]\n'
+GRANT_GROUP, GRANT_GMSA = 'NodesGrantHosts', 'NodesGrant1'
+LAB_INVENTORY = str(Path(__file__).resolve().parents[2] / 'playbooks' / 'inventory' / 'lab.yml')
+
+
+def _computer(samba_lab, name):
+    """A computer account in the lab's Samba DC (the fake node's)."""
+    if subprocess.run(['samba-tool', 'computer', 'show', name, '-H', samba_lab.env['SAMBA_SAM_LDB']],
+                      capture_output=True, check=False).returncode != 0:
+        subprocess.run(['samba-tool', 'computer', 'add', name, '-H', samba_lab.env['SAMBA_SAM_LDB']],
+                       capture_output=True, check=True)
+
+
+def _remove_grant_group(samba_lab):
+    conn = samba_lab.ldap()
+    conn.search(samba_lab.base_dn, f'(sAMAccountName={GRANT_GROUP})', attributes=['cn'])
+    for entry in conn.entries:
+        conn.delete(entry.entry_dn)
+
+
+@pytest.fixture
+def grant_vars(samba_lab, k8s_lab, winrm_lab):
+    """gmsa_ad + gmsa_nodes with a host group this test owns (removed before and after) and one gMSA."""
+    winrm_lab.reset()
+    _remove_grant_group(samba_lab)
+    yield {
+        'gmsa_domain': dict(samba_lab.module_args(), kds_root_key={'lab_mode': True}),
+        'gmsa_cluster': {'kubeconfig': k8s_lab.kubeconfig},
+        'gmsa_nodes': {'host_group': GRANT_GROUP, 'computers': []},
+        'gmsa_accounts': [{'name': GRANT_GMSA, 'spns': ['HTTP/nodesgrant1.contoso.test']}],
+    }
+    _remove_grant_group(samba_lab)
+
+
+def _with_nodes(grant_vars, computers, **nodes):
+    out = json.loads(json.dumps(grant_vars))
+    out['gmsa_nodes'].update(computers=computers, **nodes)
+    return out
+
+
+def _commands(winrm_lab):
+    return {name: host.get('commands', []) for name, host in winrm_lab.state().items()}
+
+
+def test_inventory_hosts_purge_exactly_the_added_node_and_test_each_gmsa(run_playbook, grant_vars, winrm_lab, samba_lab):
+    """access winrm with the lab inventory's windows_nodes (Ansible's winrm connection plugin): the registry fix and
+    preflight on each host, then the ticket purge on exactly the node gmsa_ad just added and Test-ADServiceAccount
+    per gMSA; a false answer fails naming node and gMSA; gmsa_nodes.refresh false turns it off."""
+    for name in ('WIN-NODE1', 'WIN-NODE2'):
+        _computer(samba_lab, name)
+    inventory = ('-i', LAB_INVENTORY)
+    one = _with_nodes(grant_vars, ['WIN-NODE1$'], access='winrm')
+
+    checked = run_playbook(GRANT_ROLES, extra_vars=one, check=True, args=inventory)
+    assert checked.rc == 0, checked
+    assert _task(checked, 'Ensure the host group of the Windows nodes')['members_added'] == ['WIN-NODE1$'], checked
+    assert set(_hns(winrm_lab).values()) == {None}, 'check mode wrote'
+    # check mode: no purge; Test-ADServiceAccount (read-only) on the listed node only
+    assert _commands(winrm_lab) == {'WIN-NODE1': [['Test-ADServiceAccount', '-Identity', GRANT_GMSA]], 'WIN-NODE2': []}, \
+        [(e['host'], e.get('name')) for e in winrm_lab.journal()]
+    winrm_lab.reset()
+
+    first = run_playbook(GRANT_ROLES, extra_vars=one, args=inventory)
+    assert first.rc == 0, first
+    assert _task(first, 'Ensure the host group of the Windows nodes')['members_added'] == ['WIN-NODE1$']
+    assert _hns(winrm_lab) == {'WIN-NODE1': {'type': 'DWord', 'value': 1}, 'WIN-NODE2': {'type': 'DWord', 'value': 1}}
+    verdicts = _task(first, 'Check the Windows hosts of the inventory (read-only)')['results']
+    assert [(r['item'], r['verdict']) for r in verdicts] == [('WIN-NODE1', 'pass'), ('WIN-NODE2', 'pass')], verdicts
+    assert _commands(winrm_lab) == {'WIN-NODE1': ['klist.exe -li 0x3e7 purge', ['Test-ADServiceAccount', '-Identity', GRANT_GMSA]],
+                                    'WIN-NODE2': []}
+    report = _task(first, 'Report the new grant per node and gMSA (machine tickets purged, Test-ADServiceAccount)')
+    assert [r['msg'] for r in report['results']] == [
+        f'WIN-NODE1 (WIN-NODE1): tickets purged; Test-ADServiceAccount {GRANT_GMSA}: True'], report
+    journal = [e for e in winrm_lab.journal() if e.get('name') == 'node_refresh']
+    assert journal and all(e['bootstrap_recognised'] and e['data']['computers'] == ['WIN-NODE1$'] for e in journal)
+
+    again = run_playbook(GRANT_ROLES, extra_vars=one, args=inventory)
+    assert again.rc == 0, again
+    assert _changed_tasks(again) == [], again
+    assert len(_commands(winrm_lab)['WIN-NODE1']) == 2, 'a second run purged again'
+
+    # WIN-NODE2 joins the group; its DC answer is false: the role fails naming node and gMSA, WIN-NODE1 untouched
+    winrm_lab.put_state('WIN-NODE2', {'gmsa_access': {GRANT_GMSA: False}})
+    both = _with_nodes(grant_vars, ['WIN-NODE1$', 'WIN-NODE2$'], access='winrm')
+    failed = run_playbook(GRANT_ROLES, extra_vars=both, args=inventory)
+    assert failed.rc != 0, failed
+    message = _task(failed, 'Fail when a node just added to the host group cannot use a gMSA')['msg']
+    assert f'WIN-NODE2 (WIN-NODE2) gMSA {GRANT_GMSA}' in message and 'WIN-NODE1' not in message, message
+    assert 'klist -li 0x3e7 purge' in message and 'RSAT-AD-PowerShell' in message, message
+    commands = _commands(winrm_lab)
+    assert len(commands['WIN-NODE1']) == 2 and commands['WIN-NODE2'] == [
+        'klist.exe -li 0x3e7 purge', ['Test-ADServiceAccount', '-Identity', GRANT_GMSA]], commands
+
+    # refresh false: WIN-NODE2 leaves and joins again without a purge
+    assert run_playbook(GRANT_ROLES, extra_vars=_with_nodes(grant_vars, ['WIN-NODE1$'], access='winrm', computers_mode='set',
+                                                            refresh=False), args=inventory).rc == 0
+    off = run_playbook(GRANT_ROLES, extra_vars=_with_nodes(grant_vars, ['WIN-NODE2$'], access='winrm', refresh=False),
+                       args=inventory)
+    assert off.rc == 0, off
+    assert _task(off, 'Ensure the host group of the Windows nodes')['members_added'] == ['WIN-NODE2$']
+    assert _commands(winrm_lab) == commands, 'refresh false purged'
+
+
+class AgentImitation(threading.Thread):
+    """Stands in for the node agents' PowerShell (kwok runs no containers, the lab no HostProcess pod): publishes each
+    Windows node's report for the DaemonSet's current configuration and answers the refresh request as the agent
+    would (listed when the node's computer is in the request; Test-ADServiceAccount from gmsa_access)."""
+
+    def __init__(self, k8s_lab, gmsa_access):
+        super().__init__(daemon=True)
+        self.k8s_lab, self.gmsa_access, self.stop = k8s_lab, gmsa_access, threading.Event()
+        self.requests = []
+
+    def run(self):
+        from kubernetes import client
+        from kubernetes.client.rest import ApiException
+        from test_node_agent import agent_token, healthy_facts, publish_report, report
+        api = self.k8s_lab.api_client()
+        core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
+        done = None
+        while not self.stop.wait(0.5):
+            try:
+                daemonset = apps.read_namespaced_daemon_set('gmsa-node-agent', 'winkube-gmsa-node-agent')
+            except ApiException:
+                continue
+            digest = daemonset.spec.template.metadata.annotations['winkube.gmsa/config-digest']
+            try:
+                request = core.read_namespaced_config_map('gmsa-node-agent-refresh', 'winkube-gmsa-node-agent').data
+            except ApiException:
+                request = None
+            if (digest, request) == done:
+                continue
+            try:
+                token = agent_token(api)
+            except ApiException:
+                continue
+            for index, node in enumerate(self.k8s_lab.windows_nodes):
+                computer = 'KWOK-WIN%d' % index
+                answer = None
+                if request:
+                    listed = computer + '$' in [c.upper() for c in json.loads(request['computers'])]
+                    tests = [{'gmsa': g, 'ok': self.gmsa_access.get(g, True), 'error': None}
+                             for g in json.loads(request['gmsas'])] if listed else []
+                    answer = {'request_id': request['request_id'], 'computer_name': computer, 'listed': listed,
+                              'changed': listed, 'purged': listed, 'tests': tests}
+                try:
+                    publish_report(self.k8s_lab, token, node, report(node, digest, healthy_facts(computer), refresh=answer))
+                except OSError:  # the namespace is being set up or removed
+                    continue
+            if request:
+                self.requests.append(request)
+            done = (digest, request)
+
+
+def test_agent_mode_purges_the_added_node_and_fails_on_a_false_test(run_playbook, grant_vars, winrm_lab, samba_lab, k8s_lab):
+    """access agent after a grant: the refresh request names exactly the computer gmsa_ad added; the agents' answers
+    are reported per node and gMSA; a false Test-ADServiceAccount fails the role naming node and gMSA."""
+    from kubernetes import client
+    _computer(samba_lab, 'KWOK-WIN0')
+    node = k8s_lab.windows_nodes[0]
+    agent = _with_nodes(grant_vars, ['KWOK-WIN0$'], access='agent', agent={'wait_timeout': 60})
+    imitation = AgentImitation(k8s_lab, {GRANT_GMSA: False})
+    imitation.start()
+    try:
+        failed = run_playbook(GRANT_ROLES, extra_vars=agent)
+        assert failed.rc != 0, failed
+        message = _task(failed, 'Fail when a node just added to the host group cannot use a gMSA')['msg']
+        assert f'{node} (KWOK-WIN0) gMSA {GRANT_GMSA}' in message, message
+        assert imitation.requests and json.loads(imitation.requests[-1]['computers']) == ['KWOK-WIN0$']
+        assert json.loads(imitation.requests[-1]['gmsas']) == [GRANT_GMSA]
+
+        _remove_grant_group(samba_lab)  # so the next run adds the computer again
+        imitation.gmsa_access[GRANT_GMSA] = True
+        passed = run_playbook(GRANT_ROLES, extra_vars=agent)
+        assert passed.rc == 0, passed
+        rows = _task(passed, 'Report the new grant per node and gMSA (machine tickets purged, Test-ADServiceAccount)')
+        assert [r['msg'] for r in rows['results']] == [
+            f'{node} (KWOK-WIN0): tickets purged; Test-ADServiceAccount {GRANT_GMSA}: True'], rows
+        assert winrm_lab.journal() == [], 'agent mode used WinRM'
+    finally:
+        imitation.stop.set()
+        imitation.join(10)
+        client.CoreV1Api(k8s_lab.api_client()).delete_namespace('winkube-gmsa-node-agent')
