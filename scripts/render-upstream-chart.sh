@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Regenerate tests/data/upstream-chart/rendered.yaml: upstream's Helm chart charts/gmsa (windows-gmsa v0.13.0,
+# Regenerate tests/data/upstream-chart/helm-template.out: upstream's Helm chart charts/gmsa (windows-gmsa v0.13.0,
 # from the lab's tarball) rendered with `helm template` and values equivalent to the collection's defaults
 # (tests/data/upstream-chart/values.yaml). tests/unit/.../test_webhook_chart_parity.py compares the objects of
 # the winkube.gmsa.webhook module with that rendering; docs/webhook-chart-parity.md explains every difference.
@@ -39,6 +39,6 @@ step "helm template charts/gmsa (helm $("$HELM" version --short 2>/dev/null || e
   echo "# charts/gmsa (tarball sha256 $TARBALL_SHA256) with values.yaml beside this file. Do not edit."
   "$HELM" template gmsa-webhook "$WORK/windows-gmsa-v0.13.0/charts/gmsa" --namespace gmsa-webhook \
     --kube-version v1.36.0 -f "$OUT/values.yaml" | sed 's/[[:space:]]*$//'  # helm leaves trailing spaces (lint)
-} >"$OUT/rendered.yaml.new"
-mv "$OUT/rendered.yaml.new" "$OUT/rendered.yaml"
-echo "$OUT/rendered.yaml"
+} >"$OUT/helm-template.out.new"
+mv "$OUT/helm-template.out.new" "$OUT/helm-template.out"
+echo "$OUT/helm-template.out"

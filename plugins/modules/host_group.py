@@ -407,9 +407,9 @@ class HostGroupTask:
                    gmsas=[dict(name=g['name'], distinguished_name=g['entry'].dn, changed=g['changed'])
                           for g in self.gmsas],
                    ldap_operations=dict(searches=self.searches, writes=self.writes),
-                    created_concurrently=self.created_concurrently,
-                    replanned=[g['name'] for g in self.gmsas if g.get('replanned')],
-                    members_added=self.members_added() if present else [])
+                   created_concurrently=self.created_concurrently,
+                   replanned=[g['name'] for g in self.gmsas if g.get('replanned')],
+                   members_added=self.members_added() if present else [])
         if self.module._diff:
             out['diff'] = self.diff()
         self.module.exit_json(**out)

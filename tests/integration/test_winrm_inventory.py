@@ -123,8 +123,9 @@ def test_new_grant_purges_exactly_the_added_nodes_and_tests_each_gmsa(ansible_en
     assert 'Reports1' in node1['msg'] and 'WebApp1' not in node1['msg']
     assert node2['listed'] is False and node2['purged'] is False and node2['changed'] is False and node2['tests'] == []
     state = lab.state()
-    assert state['WIN-NODE1']['commands'] == ['klist.exe -li 0x3e7 purge', ['Test-ADServiceAccount', '-Identity', 'WebApp1'],
-                                             ['Test-ADServiceAccount', '-Identity', 'Reports1']]
+    assert state['WIN-NODE1']['commands'] == [
+        'klist.exe -li 0x3e7 purge', ['Test-ADServiceAccount', '-Identity', 'WebApp1'],
+        ['Test-ADServiceAccount', '-Identity', 'Reports1']]
     assert 'commands' not in state['WIN-NODE2']
 
 

@@ -75,8 +75,8 @@ def test_kubeconfig_path_is_not_masked():
 def test_nested_kubeconfig_and_other_no_log_values_stay_masked():
     spec = {'cluster': CLUSTER_OPTION, 'password': {'type': 'str', 'no_log': True}}
     # the password happens to equal a non-secret kubeconfig string: it must stay masked
-    module = mask_structured_secrets(Module(spec, {'cluster': {'kubeconfig': KUBECONFIG, 'api_key': 'api-key-secret'},
-                                                    'password': 'lab'}))
+    params = {'cluster': {'kubeconfig': KUBECONFIG, 'api_key': 'api-key-secret'}, 'password': 'lab'}
+    module = mask_structured_secrets(Module(spec, params))
     out = module.masked({'a': TOKEN, 'b': 'api-key-secret', 'c': 'lab', 'd': 'windows.k8s.io/v1'})
     assert TOKEN not in out and 'api-key-secret' not in out and '"lab"' not in out
     assert 'windows.k8s.io/v1' in out

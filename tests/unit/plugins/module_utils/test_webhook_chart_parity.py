@@ -1,6 +1,6 @@
 """Object parity with upstream's Helm chart (windows-gmsa v0.13.0 charts/gmsa).
 
-tests/data/upstream-chart/rendered.yaml is `helm template` of the chart with values equivalent to the module's
+tests/data/upstream-chart/helm-template.out is `helm template` of the chart with values equivalent to the module's
 defaults (scripts/render-upstream-chart.sh regenerates it). The module's model builds its objects with its
 defaults; every field where the two differ must be a row of the table in docs/webhook-chart-parity.md, and every
 row must still match a difference. A new, unexplained difference fails here.
@@ -20,7 +20,7 @@ from ansible_collections.winkube.gmsa.plugins.module_utils.models import webhook
 yaml = pytest.importorskip('yaml')
 
 REPO = Path(__file__).resolve().parents[4]
-RENDERED = REPO / 'tests' / 'data' / 'upstream-chart' / 'rendered.yaml'
+RENDERED = REPO / 'tests' / 'data' / 'upstream-chart' / 'helm-template.out'
 DOC = REPO / 'docs' / 'webhook-chart-parity.md'
 # a table row: | `Kind` | `path glob` (fnmatch; list items by name or key, else index) | chart | winkube.gmsa | why |
 ROW = re.compile(r'^\|\s*`([^`]+)`\s*\|\s*`([^`]+)`\s*\|')
