@@ -31,7 +31,8 @@ description:
     O(wait=true)) the old CA is dropped. Without a rollout to wait for (O(wait=false)), the old CA is dropped
     on the next run. With O(webhook_url), the next runs connect to the URL (a TLS handshake) and drop the old CA
     only once the webhook there serves a certificate that the new CA verifies for the URL's host; until then
-    both CAs stay and RV(tls.previous_ca_kept) says why.
+    both CAs stay and RV(tls.previous_ca_kept) says why. A previous CA that has expired is dropped at once (nothing
+    it signed passes the API server's check any more).
   - With O(certificate_mode=cert_manager), cert-manager issues the certificate (a self-signed Issuer unless
     O(cert_manager_issuer) is given) and its CA injector fills in C(caBundle).
   - With O(certificate_mode=external), the webhook's certificate is managed elsewhere and O(ca_bundle)
@@ -504,7 +505,9 @@ def main():
         elif plan is not None and plan.action == 'keep' and s['webhook_url']:
             # after a rotation, drop the old CA only once the external webhook serves the new certificate
             published = _published_bundle(engine, config_refs)
-            if any(ca not in certs.split_pem_bundle(plan.ca_pem) for ca in certs.split_pem_bundle(published)):
+            previous = [ca for ca in certs.split_pem_bundle(published) if ca not in certs.split_pem_bundle(plan.ca_pem)]
+            # an expired previous CA goes at once: nothing it signed passes the API server's check any more
+            if previous and not all(certs.expired(ca) for ca in previous):
                 problem = _serving_problem(s['webhook_url'], plan.ca_pem)
                 if problem:
                     bundle = certs.ca_bundle(published, plan.ca_pem)

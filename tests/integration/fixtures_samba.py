@@ -86,6 +86,40 @@ class SambaLab:
         args.update(overrides)
         return args
 
+    def record_provisioned_root_keys(self):
+        """Keep the KDS root keys of a newly provisioned domain (tests replace them later) in the state folder.
+
+        start.sh makes a new state folder for each provision, so the first session that sees the domain writes
+        the file, before any test ran.
+        """
+        import base64
+        import json
+
+        import ldap3
+
+        path = self.state_dir / 'provisioned-root-keys.json'
+        if path.exists():
+            return
+        conn = self.ldap()
+        try:
+            conn.search('CN=Master Root Keys,CN=Group Key Distribution Service,CN=Services,' + self.config_dn,
+                        '(objectClass=msKds-ProvRootKey)', search_scope=ldap3.LEVEL, attributes=['*'])
+            keys = {e['dn']: {name: [base64.b64encode(v).decode() for v in values]
+                              for name, values in e['raw_attributes'].items()}
+                    for e in conn.response if e.get('type') == 'searchResEntry'}
+        finally:
+            conn.unbind()
+        path.write_text(json.dumps(keys))
+
+    def provisioned_root_keys(self) -> dict:
+        """The KDS root keys Samba's provisioning wrote: {dn: {attribute: [bytes, ...]}}."""
+        import base64
+        import json
+
+        keys = json.loads((self.state_dir / 'provisioned-root-keys.json').read_text())
+        return {dn: {name: [base64.b64decode(v) for v in values] for name, values in attrs.items()}
+                for dn, attrs in keys.items()}
+
     def ldap(self, user: str | None = None, password: str | None = None, **kwargs):
         """A bound ldap3 Connection (LDAPS, certificate validated against ca_file, host name checked)."""
         import ldap3
@@ -128,6 +162,7 @@ def samba_lab():
         env_file = Path(proc.stdout.strip().splitlines()[-1])
         lab = SambaLab(_read_env(env_file), env_file.parent)
         lab.start_seconds = time.monotonic() - started
+        lab.record_provisioned_root_keys()
         yield lab
     finally:
         fcntl.flock(users, fcntl.LOCK_UN)

@@ -20,12 +20,10 @@ from __future__ import annotations
 import struct
 import uuid
 
-import pytest
+import ldap3
 
-ldap3 = pytest.importorskip('ldap3')
-
-from gmsa_kerberos import AES256, blob_password, kerberos_keys, kinit_with_keys  # noqa: E402
-from test_gmsa import delete, make_computer, read_managed_password, run_module, uid  # noqa: E402,F401 pylint: disable=unused-import
+from gmsa_kerberos import AES256, blob_password, kerberos_keys, kinit_with_keys
+from test_gmsa import delete, make_computer, read_managed_password, run_module, uid  # noqa: F401 pylint: disable=unused-import
 
 ROOT_KEYS = 'CN=Master Root Keys,CN=Group Key Distribution Service,CN=Services,'
 KDF_PARAM_SHA512 = bytes.fromhex('00000000010000000e000000000000005300480041003500310032000000')
@@ -51,12 +49,13 @@ def password_id(samba_lab, sam):
 
 
 def test_module_made_root_key_gives_nodes_a_password_the_kdc_accepts(run_module, samba_lab, tmp_path):
-    provisioned = root_keys(samba_lab)
-    assert provisioned, 'the lab DC should start with the key Samba provisions'
+    # Samba's provisioning writes one root key; earlier tests may have replaced it (the fixture kept a copy)
+    provisioned = samba_lab.provisioned_root_keys()
+    assert len(provisioned) == 1, provisioned
     template = next(iter(provisioned.values()))
     conn = samba_lab.ldap()
     try:
-        for dn in provisioned:
+        for dn in root_keys(samba_lab):
             assert conn.delete(dn), conn.result
     finally:
         conn.unbind()

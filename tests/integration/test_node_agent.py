@@ -17,9 +17,12 @@ import urllib.request
 
 import pytest
 
-kubernetes = pytest.importorskip('kubernetes')
-from kubernetes import client  # noqa: E402
-from kubernetes.client.rest import ApiException  # noqa: E402
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+# The tests create gMSA pods on kwok nodes; a gMSA webhook configuration an earlier test left active would
+# judge them (and refuse a pod naming a credential spec its service account may not use).
+pytestmark = pytest.mark.usefixtures('without_gmsa_webhooks')
 
 NS = 'winkube-gmsa-node-agent'
 AGENT = 'gmsa-node-agent'
@@ -272,7 +275,10 @@ def test_reports_are_read_checked_and_pods_before_the_fix_listed(run, api, k8s_l
         assert not result.get('failed'), good
         entry = {n['node_name']: n for n in result['nodes']}[node]
         assert entry['verdict'] == 'pass' and entry['current'] is True
-        assert [p['name'] for p in result['pods_to_recreate']] == ['agent-gmsa-pod']
+        # every running gMSA pod on the node started before the fix: this test's, and any an earlier test left there
+        listed = {(p['namespace'], p['name']) for p in result['pods_to_recreate']}
+        assert ('kube-system', 'agent-gmsa-pod') in listed
+        assert listed == gmsa_pods_on(core, node)
 
         # a failing node: each failing check with its fix
         publish_report(k8s_lab, token, node, report(node, digest, healthy_facts('KWOK-WIN0', ubr=1000)))
@@ -281,6 +287,18 @@ def test_reports_are_read_checked_and_pods_before_the_fix_listed(run, api, k8s_l
         assert f'{node}: os_build:' in bad.results['agent']['msg'] and 'KB5000822' in bad.results['agent']['msg']
     finally:
         core.delete_namespaced_pod('agent-gmsa-pod', 'kube-system', grace_period_seconds=0)
+
+
+def gmsa_pods_on(core, node):
+    """(namespace, name) of the pods on node, not finished, that name a credential spec (pod or container level)."""
+    def names_gmsa(pod):
+        options = [(pod.spec.security_context.windows_options if pod.spec.security_context else None)]
+        options += [c.security_context.windows_options if c.security_context else None for c in pod.spec.containers]
+        return any(o is not None and o.gmsa_credential_spec_name for o in options)
+
+    return {(p.metadata.namespace, p.metadata.name)
+            for p in core.list_pod_for_all_namespaces(field_selector='spec.nodeName=%s' % node).items
+            if p.status.phase not in ('Succeeded', 'Failed') and names_gmsa(p)}
 
 
 def apps_digest(api):

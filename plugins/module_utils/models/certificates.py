@@ -140,6 +140,12 @@ def ca_bundle(*pems):
     return ''.join(seen)
 
 
+def expired(pem, now=None):
+    """Whether the certificate has expired: nothing it signs can be trusted any more, so keeping it trusted is moot."""
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    return _not_after(x509.load_pem_x509_certificate(pem.encode('ascii'))) <= now
+
+
 def fingerprint(pem):
     return hashlib.sha256(pem.encode('ascii')).hexdigest() if pem else ''
 
