@@ -75,7 +75,17 @@ printf '%s' "$NS" >"$WH/serviceaccount/namespace"
 chmod 600 "$WH/serviceaccount/token"
 
 # --- process --------------------------------------------------------------------------------------
-PORT=${GMSA_WEBHOOK_PORT:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')}
+# A free port below 49152, where Samba's RPC server takes its dynamic ports (as lab/k8s/start.sh does).
+PORT=${GMSA_WEBHOOK_PORT:-$(python3 -c '
+import random, socket
+while True:
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", random.randint(20000, 32000)))
+    except OSError:
+        continue
+    print(s.getsockname()[1])
+    break')}
 # shellcheck disable=SC2016,SC2086
 setsid env TLS_CRT="$TLS_CRT" TLS_KEY="$TLS_KEY" HTTPS_PORT="$PORT" \
     LOG_LEVEL="${LOG_LEVEL:-info}" KUBERNETES_SERVICE_HOST=127.0.0.1 KUBERNETES_SERVICE_PORT="$K8S_API_PORT" \
