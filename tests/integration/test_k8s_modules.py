@@ -854,6 +854,10 @@ def test_cert_manager_objects_then_upstream_serves_the_issued_secret(run, api, k
     """certificate_mode cert_manager: the module's Issuer, Certificate and CA-injection annotation are created (no
     cert-manager runs here: the test then plays its part, writing the TLS Secret and the caBundle), and upstream's
     binary, run from the module's Deployment by the kubelet imitation, serves that Secret to the API server."""
+    # the previous test deletes the same namespace; the namespace controller may still be emptying it
+    core = client.CoreV1Api(api)
+    wait_for(lambda: KL_NS not in [ns.metadata.name for ns in core.list_namespace().items], timeout=180,
+             what='namespace %s gone' % KL_NS)
     ext = client.ApiextensionsV1Api(api)
     for body in _cert_manager_crds():
         try:
