@@ -24,8 +24,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-ldap3 = pytest.importorskip('ldap3')
-kubernetes = pytest.importorskip('kubernetes')
+import ldap3
 from kubernetes import client  # noqa: E402
 
 HERE = Path(__file__).parent

@@ -16,12 +16,11 @@ from pathlib import Path
 
 import pytest
 
-kubernetes = pytest.importorskip('kubernetes')
 from kubernetes import client  # noqa: E402
 from kubernetes.client.rest import ApiException  # noqa: E402
 from fixtures_k8s import park_gmsa_webhooks, restore_gmsa_webhooks  # noqa: E402
 
-x509 = pytest.importorskip('cryptography.x509')
+from cryptography import x509
 
 REPO = Path(__file__).resolve().parents[2]
 K8S_DIR = REPO / 'lab' / 'k8s'

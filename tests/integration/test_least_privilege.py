@@ -20,8 +20,7 @@ import uuid
 
 import pytest
 
-kubernetes = pytest.importorskip('kubernetes')
-ldap3 = pytest.importorskip('ldap3')
+import ldap3
 from kubernetes import client  # noqa: E402
 
 from samba_ndr import assert_samba_reads_back  # noqa: E402

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 
-kubernetes = pytest.importorskip('kubernetes')
 from kubernetes import client  # noqa: E402
 from kubernetes.client.rest import ApiException  # noqa: E402
 

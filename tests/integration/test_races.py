@@ -29,8 +29,6 @@ from pathlib import Path
 
 import pytest
 
-kubernetes = pytest.importorskip('kubernetes')
-ldap3 = pytest.importorskip('ldap3')
 from kubernetes import client  # noqa: E402
 from ldap3.protocol.formatters.formatters import format_sid  # noqa: E402
 

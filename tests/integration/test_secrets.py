@@ -27,9 +27,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
-kubernetes = pytest.importorskip('kubernetes')
 from kubernetes import client  # noqa: E402
 
 from test_gmsa import delete, make_computer  # noqa: E402

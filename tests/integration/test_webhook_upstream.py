@@ -24,7 +24,6 @@ from pathlib import Path
 
 import pytest
 
-kubernetes = pytest.importorskip('kubernetes')
 from kubernetes import client  # noqa: E402
 from kubernetes.client.rest import ApiException  # noqa: E402
 from fixtures_k8s import park_gmsa_webhooks, restore_gmsa_webhooks  # noqa: E402

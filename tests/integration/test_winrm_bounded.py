@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-pytest.importorskip('winrm')
+import winrm  # noqa: F401 pylint: disable=unused-import
 
 from ansible_collections.winkube.gmsa.plugins.module_utils.winrm import runner as runner_mod  # noqa: E402
 from ansible_collections.winkube.gmsa.plugins.module_utils.winrm.runner import Runner, WinRMRunError  # noqa: E402

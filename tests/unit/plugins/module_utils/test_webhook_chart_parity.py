@@ -17,7 +17,7 @@ import pytest
 from ansible_collections.winkube.gmsa.plugins.module_utils.models import certificates as certs
 from ansible_collections.winkube.gmsa.plugins.module_utils.models import webhook as wh
 
-yaml = pytest.importorskip('yaml')
+import yaml
 
 REPO = Path(__file__).resolve().parents[4]
 RENDERED = REPO / 'tests' / 'data' / 'upstream-chart' / 'helm-template.out'
