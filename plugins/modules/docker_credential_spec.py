@@ -8,7 +8,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: docker_credential_spec
 short_description: Write a gMSA credential spec file on Windows Docker hosts, and its Swarm config content
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Two forms. B(On a Windows host of the inventory) (a play on the Windows hosts, C(ansible_connection) V(winrm) or
     V(psrp)) the action plugin of the same name sends the collection's constant PowerShell over the host's own

@@ -8,7 +8,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: node_agent
 short_description: Install or remove the gMSA node agent, a HostProcess DaemonSet on every Windows node
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Installs (or removes) a DaemonSet pinned to the Windows nodes (C(nodeSelector kubernetes.io/os=windows), every
     taint tolerated) whose pods are HostProcess containers running as C(NT AUTHORITY\SYSTEM) with the host network.

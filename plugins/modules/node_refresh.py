@@ -8,7 +8,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: node_refresh
 short_description: Let a Windows node use a new gMSA grant now (purge its machine tickets, run Test-ADServiceAccount)
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - A Windows node's Kerberos tickets carry its group memberships from when they were issued, so a node just added to
     the host group cannot retrieve a gMSA's password until its SYSTEM tickets are purged or it reboots.
