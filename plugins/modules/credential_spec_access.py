@@ -24,6 +24,8 @@ author:
   - winkube.gmsa contributors (@winkube)
 extends_documentation_fragment:
   - winkube.gmsa.k8s_connection
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.actiongroups
 options:
   bindings:
     description: Credential specs and the service accounts to ask about, per namespace.
@@ -51,13 +53,19 @@ options:
             elements: str
             required: true
 attributes:
+  action_group:
+    support: full
+    membership:
+      - winkube.gmsa.k8s
   check_mode:
-    description: Can run in check mode and return changed status prediction without modifying target.
     support: full
     details: The module never changes anything; it asks the same questions in check mode.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
+  platform:
+    support: full
+    platforms: posix
+    details: Runs where the task runs (usually the controller); talks HTTPS to the Kubernetes API server.
 notes:
   - The identity running the module needs C(create) on C(localsubjectaccessreviews) (authorization.k8s.io) in
     each namespace asked about.

@@ -20,6 +20,8 @@ author:
   - winkube.gmsa contributors (@winkube)
 extends_documentation_fragment:
   - winkube.gmsa.k8s_connection
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.actiongroups
 options:
   state:
     description:
@@ -69,13 +71,20 @@ options:
     type: bool
     default: false
 attributes:
+  action_group:
+    support: full
+    membership:
+      - winkube.gmsa.k8s
   check_mode:
-    description: Can run in check mode and return the changed status it would have, without changing anything.
     support: full
     details: Changes are sent to the API server as server-side dry-run requests.
   diff_mode:
-    description: Returns the objects before and after the change in --diff mode.
     support: full
+    details: Returns the objects before and after the change in --diff mode.
+  platform:
+    support: full
+    platforms: posix
+    details: Runs where the task runs (usually the controller); talks HTTPS to the Kubernetes API server.
 notes:
   - An unchanged call costs three LISTs (namespaces, ClusterRoles, RoleBindings), plus one with O(prune=true).
 seealso:

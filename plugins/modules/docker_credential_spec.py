@@ -36,6 +36,9 @@ author:
   - winkube.gmsa maintainers (@winkube)
 extends_documentation_fragment:
   - winkube.gmsa.winrm_connection
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.flow
+  - ansible.builtin.action_common_attributes.actiongroups
 options:
   name:
     description:
@@ -99,15 +102,29 @@ options:
       - Its folder is created when missing.
     type: path
 attributes:
-  action:
-    description: Indicates this has a corresponding action plugin so some parts of the options can be executed on the controller.
+  action_group:
     support: full
+    membership:
+      - winkube.gmsa.winrm
+  action:
+    support: full
+    details: The action plugin runs on the controller.
+  async:
+    support: none
+  bypass_host_loop:
+    support: none
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
+  platform:
+    support: full
+    platforms:
+      - posix
+      - windows
+    details: On a Windows host of the inventory (C(ansible_connection) V(winrm) or V(psrp)) the action plugin runs the work
+      through that connection; the deprecated controller-side form (O(hosts)) runs on a POSIX host and opens WinRM sessions
+      itself.
 notes:
   - Docker reads the file when a container starts; running containers keep the content they started with.
   - The file holds no secret (the gMSA password never leaves Active Directory and the hosts' LSA).

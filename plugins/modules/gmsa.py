@@ -230,17 +230,24 @@ options:
     default: present
 extends_documentation_fragment:
   - winkube.gmsa.ad_connection
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.actiongroups
 attributes:
+  action_group:
+    support: full
+    membership:
+      - winkube.gmsa.ad
   check_mode:
     support: full
-    description: Plans everything (reads only) and reports what would change.
+    details: Plans everything (reads only) and reports what would change.
   diff_mode:
     support: full
-    description: Shows each account's options before and after, keyed by account name.
+    details: Shows each account's options before and after, keyed by account name.
   platform:
     support: full
     platforms: posix
-    description: Runs on the Ansible controller; talks LDAP to the domain controller.
+    details: Runs where the task runs (usually the controller); talks LDAP to a domain controller, or with O(backend=winrm)
+      WinRM to a Windows host.
 notes:
   - Host computer accounts pick up new group memberships only after a reboot; prefer granting a group
     (see M(winkube.gmsa.host_group)) and add hosts to it.

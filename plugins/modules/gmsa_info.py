@@ -29,17 +29,24 @@ options:
     type: str
 extends_documentation_fragment:
   - winkube.gmsa.ad_connection
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.actiongroups
 attributes:
+  action_group:
+    support: full
+    membership:
+      - winkube.gmsa.ad
   check_mode:
     support: full
-    description: Only reads.
+    details: Only reads.
   diff_mode:
     support: none
-    description: Nothing to show.
+    details: Nothing to show.
   platform:
     support: full
     platforms: posix
-    description: Runs on the Ansible controller; talks LDAP to the domain controller.
+    details: Runs where the task runs (usually the controller); talks LDAP to a domain controller, or with O(backend=winrm)
+      WinRM to a Windows host.
 seealso:
   - module: winkube.gmsa.gmsa
 author:

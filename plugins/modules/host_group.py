@@ -74,17 +74,24 @@ options:
     default: present
 extends_documentation_fragment:
   - winkube.gmsa.ad_connection
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.actiongroups
 attributes:
+  action_group:
+    support: full
+    membership:
+      - winkube.gmsa.ad
   check_mode:
     support: full
-    description: Plans everything (reads only) and reports what would change.
+    details: Plans everything (reads only) and reports what would change.
   diff_mode:
     support: full
-    description: Shows the group and each gMSA's allowed principals before and after.
+    details: Shows the group and each gMSA's allowed principals before and after.
   platform:
     support: full
     platforms: posix
-    description: Runs on the Ansible controller; talks LDAP to the domain controller.
+    details: Runs where the task runs (usually the controller); talks LDAP to a domain controller, or with O(backend=winrm)
+      WinRM to a Windows host.
 notes:
   - Windows hosts pick up a new group membership with a new Kerberos ticket, in practice after a reboot
     (or C(klist -li 0x3e7 purge)). The module warns when it adds members.

@@ -25,6 +25,8 @@ author:
   - winkube.gmsa maintainers (@winkube)
 extends_documentation_fragment:
   - winkube.gmsa.ad_connection
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.actiongroups
 options:
   effective_immediately:
     description:
@@ -63,12 +65,19 @@ notes:
 seealso:
   - module: winkube.gmsa.domain_info
 attributes:
+  action_group:
+    support: full
+    membership:
+      - winkube.gmsa.ad
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
+  platform:
+    support: full
+    platforms: posix
+    details: Runs where the task runs (usually the controller); talks LDAP to a domain controller, or with O(backend=winrm)
+      WinRM to a Windows host.
 """
 
 EXAMPLES = r"""

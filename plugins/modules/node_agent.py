@@ -33,6 +33,8 @@ author:
   - winkube.gmsa maintainers (@winkube)
 extends_documentation_fragment:
   - winkube.gmsa.k8s_connection
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.actiongroups
 options:
   state:
     description: V(present) installs or updates the agent; V(absent) deletes its namespace and everything in it.
@@ -121,12 +123,18 @@ options:
     type: bool
     default: false
 attributes:
+  action_group:
+    support: full
+    membership:
+      - winkube.gmsa.k8s
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
+  platform:
+    support: full
+    platforms: posix
+    details: Runs where the task runs (usually the controller); talks HTTPS to the Kubernetes API server.
 notes:
   - Needs Kubernetes 1.26 or later and containerd 1.6 or later on the nodes (HostProcess containers).
 seealso:

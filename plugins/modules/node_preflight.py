@@ -34,6 +34,9 @@ author:
 extends_documentation_fragment:
   - winkube.gmsa.winrm_connection
   - winkube.gmsa.winrm_connection.cluster
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.flow
+  - ansible.builtin.action_common_attributes.actiongroups
 options:
   domain:
     description:
@@ -93,15 +96,29 @@ options:
     choices: [fail, warn, never]
     default: fail
 attributes:
-  action:
-    description: Indicates this has a corresponding action plugin so some parts of the options can be executed on the controller.
+  action_group:
     support: full
+    membership:
+      - winkube.gmsa.winrm
+  action:
+    support: full
+    details: The action plugin runs on the controller.
+  async:
+    support: none
+  bypass_host_loop:
+    support: none
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
+  platform:
+    support: full
+    platforms:
+      - posix
+      - windows
+    details: On a Windows host of the inventory (C(ansible_connection) V(winrm) or V(psrp)) the action plugin runs the work
+      through that connection; the deprecated controller-side form (O(hosts)) runs on a POSIX host and opens WinRM sessions
+      itself.
 seealso:
   - module: winkube.gmsa.node_registry
 """

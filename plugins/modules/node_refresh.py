@@ -41,16 +41,27 @@ options:
     description: Fail when a listed host's C(Test-ADServiceAccount) is not V(true).
     type: bool
     default: true
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.flow
 attributes:
   action:
-    description: Indicates this has a corresponding action plugin so some parts of the options can be executed on the controller.
     support: full
+    details: The action plugin runs on the controller.
+  async:
+    support: none
+  bypass_host_loop:
+    support: none
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
+  platform:
+    support: full
+    platforms:
+      - windows
+    details: Runs on a Windows host of the inventory (C(ansible_connection) V(winrm) or V(psrp)); the action plugin runs
+      the work through that connection.
 seealso:
   - module: winkube.gmsa.node_agent
 """

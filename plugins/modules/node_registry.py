@@ -33,6 +33,9 @@ author:
 extends_documentation_fragment:
   - winkube.gmsa.winrm_connection
   - winkube.gmsa.winrm_connection.cluster
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.flow
+  - ansible.builtin.action_common_attributes.actiongroups
 options:
   node_names:
     description:
@@ -42,15 +45,29 @@ options:
     type: dict
     default: {}
 attributes:
-  action:
-    description: Indicates this has a corresponding action plugin so some parts of the options can be executed on the controller.
+  action_group:
     support: full
+    membership:
+      - winkube.gmsa.winrm
+  action:
+    support: full
+    details: The action plugin runs on the controller.
+  async:
+    support: none
+  bypass_host_loop:
+    support: none
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
+  platform:
+    support: full
+    platforms:
+      - posix
+      - windows
+    details: On a Windows host of the inventory (C(ansible_connection) V(winrm) or V(psrp)) the action plugin runs the work
+      through that connection; the deprecated controller-side form (O(hosts)) runs on a POSIX host and opens WinRM sessions
+      itself.
 notes:
   - A reboot is not needed; the Host Networking Service reads the value when it creates a pod's network
     compartment.

@@ -33,6 +33,8 @@ author:
   - winkube.gmsa contributors (@winkube)
 extends_documentation_fragment:
   - winkube.gmsa.k8s_connection
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.actiongroups
 options:
   namespace:
     description: Namespace of the pods.
@@ -82,12 +84,20 @@ options:
     choices: [problem, never]
     default: problem
 attributes:
-  check_mode:
-    description: Can run in check mode; the read-only steps run, a reset is skipped and reported.
+  action_group:
     support: full
+    membership:
+      - winkube.gmsa.k8s
+  check_mode:
+    support: full
+    details: Can run in check mode; the read-only steps run, a reset is skipped and reported.
   diff_mode:
-    description: Nothing is diffed; the only change, a secure channel reset, is reported per pod.
     support: none
+    details: Nothing is diffed; the only change, a secure channel reset, is reported per pod.
+  platform:
+    support: full
+    platforms: posix
+    details: Runs where the task runs (usually the controller); talks HTTPS to the Kubernetes API server.
 notes:
   - Needs the C(create) verb on C(pods/exec) and C(get)/C(list) on C(pods) in O(namespace).
   - The container image must contain C(nltest.exe) and C(nslookup.exe) (Windows Server Core and Windows

@@ -137,17 +137,24 @@ options:
     default: present
 extends_documentation_fragment:
   - winkube.gmsa.ad_connection
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.actiongroups
 attributes:
+  action_group:
+    support: full
+    membership:
+      - winkube.gmsa.ad
   check_mode:
     support: full
-    description: Plans everything (reads only; the Secret with a server-side dry run) and reports what would change.
+    details: Plans everything (reads only; the Secret with a server-side dry run) and reports what would change.
   diff_mode:
     support: full
-    description: Shows the user's attributes and each gMSA's allowed principals before and after; never the password.
+    details: Shows the user's attributes and each gMSA's allowed principals before and after; never the password.
   platform:
     support: full
     platforms: posix
-    description: Runs on the Ansible controller; talks LDAP to the domain controller (and HTTPS to Kubernetes).
+    details: Runs where the task runs (usually the controller); talks LDAP to a domain controller, or with O(backend=winrm)
+      WinRM to a Windows host.
 requirements:
   - ldap3
   - kubernetes (only with O(kubernetes_secret))

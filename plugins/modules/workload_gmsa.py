@@ -22,6 +22,8 @@ author:
   - winkube.gmsa contributors (@winkube)
 extends_documentation_fragment:
   - winkube.gmsa.k8s_connection
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.actiongroups
 options:
   state:
     description: Whether the reference should be set.
@@ -74,13 +76,20 @@ options:
     type: bool
     default: false
 attributes:
+  action_group:
+    support: full
+    membership:
+      - winkube.gmsa.k8s
   check_mode:
-    description: Can run in check mode and return the changed status it would have, without changing anything.
     support: full
     details: Changes are sent to the API server as server-side dry-run requests.
   diff_mode:
-    description: Returns the workloads before and after the change in --diff mode.
     support: full
+    details: Returns the workloads before and after the change in --diff mode.
+  platform:
+    support: full
+    platforms: posix
+    details: Runs where the task runs (usually the controller); talks HTTPS to the Kubernetes API server.
 notes:
   - The webhook admits the new pods only when their service account may C(use) the credential spec (see
     M(winkube.gmsa.credential_spec_rbac)).
