@@ -14,10 +14,10 @@ description:
     taint tolerated) whose pods are HostProcess containers running as C(NT AUTHORITY\SYSTEM) with the host network.
     On every Windows node, also those that join later, the agent sets C(EnableCompartmentNamespace) = V(1) under
     C(HKLM\SYSTEM\CurrentControlSet\Services\hns\State), gathers the read-only preflight facts of
-    M(winkube.gmsa.node_preflight) (Windows build, container runtime, DNS, domain controller ports, ccg.exe plugin)
+    M(winkube.gmsa.node_preflight_info) (Windows build, container runtime, DNS, domain controller ports, ccg.exe plugin)
     and publishes them in a ConfigMap of its own per node, labelled C(winkube.gmsa/node-agent-report=v1).
   - With O(wait), waits until every Windows node published a report for the current configuration, then returns the
-    preflight checks of each node (evaluated here by the same code as node_preflight), the gMSA pods that started
+    preflight checks of each node (evaluated here by the same code as node_preflight_info), the gMSA pods that started
     before the agent set the registry value on their node, and fails per O(fail_on).
   - With O(refresh), asks the agents of the listed computers to purge their SYSTEM logon session's Kerberos tickets
     (C(klist -li 0x3e7 purge)) and to run C(Test-ADServiceAccount) for each gMSA, and waits for their answers.
@@ -57,7 +57,7 @@ options:
     elements: str
     default: []
   mode:
-    description: Node mode, as in M(winkube.gmsa.node_preflight).
+    description: Node mode, as in M(winkube.gmsa.node_preflight_info).
     type: str
     choices: [domain_joined, portable, non_domain_joined]
     default: domain_joined
@@ -65,7 +65,7 @@ options:
     description: DNS name of the domain the nodes must reach; default the node's own domain.
     type: str
   ccg_plugins:
-    description: ccg.exe plugins the nodes need (V(azure_key_vault), V(aws) or a CLSID), as in node_preflight.
+    description: ccg.exe plugins the nodes need (V(azure_key_vault), V(aws) or a CLSID), as in node_preflight_info.
     type: list
     elements: str
     default: []
@@ -138,7 +138,7 @@ attributes:
 notes:
   - Needs Kubernetes 1.26 or later and containerd 1.6 or later on the nodes (HostProcess containers).
 seealso:
-  - module: winkube.gmsa.node_preflight
+  - module: winkube.gmsa.node_preflight_info
   - module: winkube.gmsa.node_registry
 """
 

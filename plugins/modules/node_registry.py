@@ -72,7 +72,7 @@ notes:
   - A reboot is not needed; the Host Networking Service reads the value when it creates a pod's network
     compartment.
 seealso:
-  - module: winkube.gmsa.node_preflight
+  - module: winkube.gmsa.node_preflight_info
   - name: Configure GMSA for Windows Pods and containers
     description: Kubernetes documentation, including the SMB-by-host-name known issue.
     link: https://kubernetes.io/docs/tasks/configure-pod-container/configure-gmsa/

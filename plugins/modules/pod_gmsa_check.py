@@ -104,7 +104,7 @@ notes:
     images do; Nano Server images do not have nltest).
 seealso:
   - module: winkube.gmsa.workload_gmsa
-  - module: winkube.gmsa.node_preflight
+  - module: winkube.gmsa.node_preflight_info
   - name: Configure GMSA for Windows Pods and containers (Troubleshooting)
     description: The Kubernetes documentation this ladder follows.
     link: https://kubernetes.io/docs/tasks/configure-pod-container/configure-gmsa/#troubleshooting
@@ -189,7 +189,7 @@ pods:
         status: problem
         stage: credential_spec_not_applied
         summary: "nltest /parentdomain failed: the credential spec did not reach the container"
-        next_step: "check that the node can run gMSA containers (winkube.gmsa.node_preflight: ...), ..."
+        next_step: "check that the node can run gMSA containers (winkube.gmsa.node_preflight_info: ...), ..."
         detail: nltest /parentdomain failed (1722 RPC_S_SERVER_UNAVAILABLE)
 api_requests:
   description: Requests sent to the API server to read the pods (the exec streams are not counted).

@@ -17,7 +17,7 @@ PLAY = """
         bindings: [{credential_spec: gmsa-access1, use_by: [{namespace: access-web, service_accounts: [bound]}]}]
         missing_namespace: create
     - name: access
-      winkube.gmsa.credential_spec_access:
+      winkube.gmsa.credential_spec_access_info:
         kubeconfig: "{{ kubeconfig }}"
         bindings: "{{ ask }}"
 """

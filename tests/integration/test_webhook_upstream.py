@@ -402,7 +402,7 @@ def test_group_grant_counts_for_the_module_and_the_real_webhook(run, setup):
     configure()
     asked = run("""
 - name: access
-  winkube.gmsa.credential_spec_access:
+  winkube.gmsa.credential_spec_access_info:
     bindings: [{credential_spec: %s, use_by: [{namespace: %s, service_accounts: [grouped]}]}]
 """ % (CREDSPEC_NAME, ns))
     assert asked.rc == 0, asked

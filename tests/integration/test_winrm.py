@@ -223,7 +223,7 @@ def test_node_preflight_pass_warn_and_hostile_domain(run_playbook, lab):
                                        'build': 17763, 'ubr': 1518, 'display_version': None,
                                        'installation_type': 'Server Core'}})
     lab.put_state('WIN-NODE2', {'registry': {HNS_KEY: {'EnableCompartmentNamespace': {'type': 'DWord', 'value': 1}}}})
-    result, task = run(run_playbook, lab, 'node_preflight', lab.module_args(fail_on='never'))
+    result, task = run(run_playbook, lab, 'node_preflight_info', lab.module_args(fail_on='never'))
     assert result.rc == 0, result
     assert task['changed'] is False
     node1, node2 = task['nodes']
@@ -236,13 +236,13 @@ def test_node_preflight_pass_warn_and_hostile_domain(run_playbook, lab):
     assert node2['facts']['dns']['name'] == 'contoso.test'  # the node's own domain by default
 
     # fail_on=fail (the default) fails the task and names the fix
-    result, task = run(run_playbook, lab, 'node_preflight', lab.module_args())
+    result, task = run(run_playbook, lab, 'node_preflight_info', lab.module_args())
     assert result.rc != 0
     assert 'os_build' in task['msg'] and 'KB5000822' in task['msg']
     assert task['nodes'][1]['verdict'] == 'pass'
 
     # a hostile domain string reaches the node as data, byte for byte, and is reported back
-    result, task = run(run_playbook, lab, 'node_preflight',
+    result, task = run(run_playbook, lab, 'node_preflight_info',
                        lab.module_args(['WIN-NODE2'], domain=HOSTILE, domain_controllers=[HOSTILE], fail_on='never'))
     assert result.rc == 0, result
     facts = task['nodes'][0]['facts']
@@ -263,7 +263,7 @@ def test_node_preflight_network_problems(run_playbook, lab):
                                         'dc1.contoso.test:636': 'actively refused'},
                                 'registry': {HNS_KEY: {'EnableCompartmentNamespace': {'type': 'DWord', 'value': 1}}}})
     lab.put_state('WIN-NODE2', {'domain': {'joined': False, 'name': 'WORKGROUP'}, 'dns': {}})
-    result, task = run(run_playbook, lab, 'node_preflight',
+    result, task = run(run_playbook, lab, 'node_preflight_info',
                        lab.module_args(domain='contoso.test', fail_on='warn'))
     assert result.rc != 0
     node1, node2 = task['nodes']
@@ -282,7 +282,7 @@ def test_node_preflight_ccg_plugins(run_playbook, lab):
     lab.put_state('WIN-NODE1', {'registry': {ccg + '\\' + akv: {}}})
     args = lab.module_args(mode='non_domain_joined', ccg_plugins=['azure_key_vault', aws.lower().strip('{}')],
                            fail_on='never')
-    result, task = run(run_playbook, lab, 'node_preflight', args)
+    result, task = run(run_playbook, lab, 'node_preflight_info', args)
     assert result.rc == 0, result
     node1, node2 = ({c['name']: c for c in n['checks']}['ccg_plugin'] for n in task['nodes'])
     # the GUIDs travel as data, normalised; each node reports per GUID
@@ -294,18 +294,18 @@ def test_node_preflight_ccg_plugins(run_playbook, lab):
     assert 'az aks update --enable-windows-gmsa' in node2['fix']
 
     # only the plugin the node has: pass; any plugin, none registered: fail; domain-joined: not checked
-    result, task = run(run_playbook, lab, 'node_preflight', dict(args, ccg_plugins=['azure_key_vault']))
+    result, task = run(run_playbook, lab, 'node_preflight_info', dict(args, ccg_plugins=['azure_key_vault']))
     statuses = [{c['name']: c for c in n['checks']}['ccg_plugin']['status'] for n in task['nodes']]
     assert statuses == ['pass', 'fail']
-    result, task = run(run_playbook, lab, 'node_preflight', dict(args, ccg_plugins=[]))
+    result, task = run(run_playbook, lab, 'node_preflight_info', dict(args, ccg_plugins=[]))
     statuses = [{c['name']: c for c in n['checks']}['ccg_plugin']['status'] for n in task['nodes']]
     assert statuses == ['pass', 'fail']
-    result, task = run(run_playbook, lab, 'node_preflight', dict(args, mode='domain_joined', ccg_plugins=[]))
+    result, task = run(run_playbook, lab, 'node_preflight_info', dict(args, mode='domain_joined', ccg_plugins=[]))
     assert [{c['name']: c for c in n['checks']}['ccg_plugin']['status'] for n in task['nodes']] == ['skip', 'skip']
 
     # a value that is no GUID fails before any node is contacted
     before = len(lab.journal())
-    result, task = run(run_playbook, lab, 'node_preflight', dict(args, ccg_plugins=['{CCC2A336}; Remove-Item C:\\']))
+    result, task = run(run_playbook, lab, 'node_preflight_info', dict(args, ccg_plugins=['{CCC2A336}; Remove-Item C:\\']))
     assert result.rc != 0 and 'ccg_plugins' in task['msg'] and len(lab.journal()) == before
 
 
@@ -358,7 +358,7 @@ def test_node_registry_lists_gmsa_pods_to_recreate_and_preflight_checks_the_node
 
     # preflight: the Windows Node passes, a Linux node named for the other host fails, with the fix
     node_names[lab.entry('WIN-NODE2')] = linux
-    result, task = run(run_playbook, lab, 'node_preflight',
+    result, task = run(run_playbook, lab, 'node_preflight_info',
                        lab.module_args(cluster=cluster, node_names=node_names, fail_on='never'))
     assert result.rc == 0, result
     checks = [{c['name']: c for c in n['checks']}['kubernetes_node'] for n in task['nodes']]

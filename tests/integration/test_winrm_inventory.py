@@ -135,7 +135,7 @@ def test_preflight_through_the_connection_and_a_wrong_connection_is_refused(ansi
     inv = inventory(lab, tmp_path)
     proc, result = run(ansible_env, tmp_path, inv, """
     - name: preflight
-      winkube.gmsa.node_preflight:
+      winkube.gmsa.node_preflight_info:
         domain: contoso.test
       ignore_errors: true
     """)

@@ -156,7 +156,7 @@ DIAGNOSES = {
         '(winkube.gmsa.gmsa_webhook), then recreate the pod'),
     'credential_spec_not_applied': (
         'problem', 'nltest /parentdomain failed: the credential spec did not reach the container',
-        'check that the node can run gMSA containers (winkube.gmsa.node_preflight: OS build, containerd), that the '
+        'check that the node can run gMSA containers (winkube.gmsa.node_preflight_info: OS build, containerd), that the '
         'GMSACredentialSpec holds the right domain name, SID and GUID (winkube.gmsa.credential_spec), and the pod '
         'events; then recreate the pod'),
     'wrong_domain': ('problem', 'the container is joined to another domain than %(domain)s',

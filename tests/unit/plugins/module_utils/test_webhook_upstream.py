@@ -75,7 +75,7 @@ def test_both_opt_out_labels_and_opt_in_mode():
 
 
 def test_access_review_carries_the_service_account_groups():
-    module = importlib.import_module('ansible_collections.winkube.gmsa.plugins.modules.credential_spec_access')
+    module = importlib.import_module('ansible_collections.winkube.gmsa.plugins.modules.credential_spec_access_info')
     body = module.review('web', 'webapp', 'gmsa-webapp1')
     # upstream kube_client.go: serviceaccount.UserInfo(namespace, name, "") -> user, groups, empty UID, no extra
     assert body['spec']['user'] == 'system:serviceaccount:web:webapp'

@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 DOCUMENTATION = r"""
-module: node_preflight
+module: node_preflight_info
 short_description: Check that Windows nodes can run pods as a gMSA
 version_added: 0.1.0
 description:
@@ -125,7 +125,7 @@ seealso:
 
 EXAMPLES = r"""
 - name: Check every Windows node before deploying gMSA workloads
-  winkube.gmsa.node_preflight:
+  winkube.gmsa.node_preflight_info:
     hosts: "{{ groups['windows_nodes'] }}"
     username: CONTOSO\k8s-admin
     password: "{{ winrm_password }}"
@@ -139,7 +139,7 @@ EXAMPLES = r"""
     msg: "{{ preflight.nodes | map(attribute='checks') | flatten | selectattr('fix') | map(attribute='fix') | list }}"
 
 - name: Report only, with explicit domain controllers
-  winkube.gmsa.node_preflight:
+  winkube.gmsa.node_preflight_info:
     hosts: [win-node1.contoso.com]
     username: CONTOSO\k8s-admin
     password: "{{ winrm_password }}"

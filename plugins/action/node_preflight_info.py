@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: winkube.gmsa contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""node_preflight on a Windows host of the inventory, through its own winrm/psrp connection (docs/winrm.md).
+"""node_preflight_info on a Windows host of the inventory, through its own winrm/psrp connection (docs/winrm.md).
 
 With the option hosts (deprecated), the module runs on the task's host and opens its own WinRM sessions."""
 
@@ -20,7 +20,7 @@ from ansible_collections.winkube.gmsa.plugins.plugin_utils.node_exec import (
     task_args,
 )
 
-MODULE = 'winkube.gmsa.node_preflight'
+MODULE = 'winkube.gmsa.node_preflight_info'
 SPEC = dict(
     domain=dict(type='str'),
     domain_controllers=dict(type='list', elements='str', default=[]),

@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 DOCUMENTATION = r"""
-module: credential_spec_access
+module: credential_spec_access_info
 short_description: Ask the API server whether service accounts may use GMSA credential specs
 version_added: 0.1.0
 description:
@@ -75,7 +75,7 @@ seealso:
 
 EXAMPLES = r"""
 - name: May the pods of web/webapp use gmsa-webapp1?
-  winkube.gmsa.credential_spec_access:
+  winkube.gmsa.credential_spec_access_info:
     bindings:
       - credential_spec: gmsa-webapp1
         use_by:
