@@ -18,9 +18,9 @@ description:
 author:
   - winkube.gmsa contributors (@winkube)
 extends_documentation_fragment:
-  - winkube.gmsa.k8s_connection
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.actiongroups
+  - winkube.gmsa.k8s_connection
 options:
   state:
     description: Whether the listed credential specs should exist.

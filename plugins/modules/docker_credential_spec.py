@@ -35,10 +35,10 @@ description:
 author:
   - winkube.gmsa maintainers (@winkube)
 extends_documentation_fragment:
-  - winkube.gmsa.winrm_connection
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
   - ansible.builtin.action_common_attributes.actiongroups
+  - winkube.gmsa.winrm_connection
 options:
   name:
     description:

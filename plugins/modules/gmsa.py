@@ -229,9 +229,9 @@ options:
     choices: [present, absent]
     default: present
 extends_documentation_fragment:
-  - winkube.gmsa.ad_connection
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.actiongroups
+  - winkube.gmsa.ad_connection
 attributes:
   action_group:
     support: full

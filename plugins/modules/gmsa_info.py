@@ -28,9 +28,9 @@ options:
       - DN under which to look for gMSAs. Defaults to the domain (O(base_dn)).
     type: str
 extends_documentation_fragment:
-  - winkube.gmsa.ad_connection
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.actiongroups
+  - winkube.gmsa.ad_connection
 attributes:
   action_group:
     support: full

@@ -24,9 +24,9 @@ description:
 author:
   - winkube.gmsa maintainers (@winkube)
 extends_documentation_fragment:
-  - winkube.gmsa.ad_connection
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.actiongroups
+  - winkube.gmsa.ad_connection
 options:
   effective_immediately:
     description:

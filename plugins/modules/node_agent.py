@@ -32,9 +32,9 @@ description:
 author:
   - winkube.gmsa maintainers (@winkube)
 extends_documentation_fragment:
-  - winkube.gmsa.k8s_connection
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.actiongroups
+  - winkube.gmsa.k8s_connection
 options:
   state:
     description: V(present) installs or updates the agent; V(absent) deletes its namespace and everything in it.

@@ -32,11 +32,11 @@ description:
 author:
   - winkube.gmsa maintainers (@winkube)
 extends_documentation_fragment:
-  - winkube.gmsa.winrm_connection
-  - winkube.gmsa.winrm_connection.cluster
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
   - ansible.builtin.action_common_attributes.actiongroups
+  - winkube.gmsa.winrm_connection
+  - winkube.gmsa.winrm_connection.cluster
 options:
   domain:
     description:

@@ -42,9 +42,9 @@ description:
 author:
   - winkube.gmsa contributors (@winkube)
 extends_documentation_fragment:
-  - winkube.gmsa.k8s_connection
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.actiongroups
+  - winkube.gmsa.k8s_connection
 options:
   state:
     description: Whether the webhook should be deployed.
