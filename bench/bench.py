@@ -600,6 +600,10 @@ def versions(python, ldap_pythonpath=None):
 SIDES = {
     'ours': {'playbook': 'ours.yml', 'backends': ('ad', 'k8s'),
              'title': 'winkube.gmsa: gmsa, host_group, credential_spec, credential_spec_rbac, one call per kind'},
+    # ours with the Kubernetes writes one at a time (write_concurrency=1): before/after of the concurrency
+    'ours_serial': {'playbook': 'ours.yml', 'backends': ('ad', 'k8s'), 'vars': {'bench_write_concurrency': 1},
+                    'optional': True,
+                    'title': 'winkube.gmsa as ours, Kubernetes writes one at a time (write_concurrency: 1)'},
     'baseline': {'playbook': 'baseline.yml', 'backends': ('ad', 'k8s'),
                  'title': 'typical playbook: winkube.gmsa.gmsa / host_group per account, kubernetes.core.k8s '
                           'per object (no apply)'},
@@ -617,7 +621,8 @@ PEER_K8S_BEST = ('k8s_list_apply', 'k8s_list_ssa')
 
 def side_vars(side, desired, labs_vars, directory):
     extra = dict(labs_vars, bench_gmsas=desired.gmsas(), bench_host_group=desired.host_group)
-    if side == 'ours':
+    extra.update(SIDES[side].get('vars', {}))
+    if side.startswith('ours'):
         extra.update(bench_credential_specs=desired.credential_specs(), bench_bindings=desired.bindings())
     if side == 'baseline' or side.startswith('k8s_'):
         extra['bench_k8s_objects'] = desired.k8s_objects()
@@ -827,8 +832,10 @@ def write_report(report, output):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n', maxsplit=1)[0])
     parser.add_argument('sizes', nargs='*', type=int, default=None, help='values of N (default: 10)')
-    parser.add_argument('--sides', default=','.join(SIDES),
-                        help='comma-separated sides to run (default all: %s)' % ','.join(SIDES))
+    default_sides = ','.join(s for s in SIDES if not SIDES[s].get('optional'))
+    parser.add_argument('--sides', default=default_sides,
+                        help='comma-separated sides to run (default: %s; also: %s)' % (
+                            default_sides, ','.join(s for s in SIDES if SIDES[s].get('optional'))))
     parser.add_argument('--ours-only-above', type=int, default=0,
                         help='for N above this, run only our side (e.g. N=2000, where the peers cannot finish)')
     parser.add_argument('--no-baseline', action='store_true', help='only measure our modules (= --sides ours)')
@@ -929,7 +936,7 @@ def main(argv=None):
                     if side == 'ours':
                         log('N=%d: %s' % (n, json.dumps(size['objects'])))
                     results, dummy = run_side(runner, side, desired, labs_vars, k8s, directory, run_prefix,
-                                              budget=None if side == 'ours' else args.budget,
+                                              budget=None if side.startswith('ours') else args.budget,
                                               pythonpath=args.ldap_pythonpath)
                     size['sides'][side] = results
                     if any(p.get('did_not_finish') for p in results.values()):
