@@ -336,6 +336,7 @@ class TreeSampler(threading.Thread):
             self.peak_processes = max(self.peak_processes, len(tree))
             self.done.wait(self.interval)
 
+
 def _busy_jiffies():
     """(busy, total) CPU jiffies of the whole machine (/proc/stat): how much else was running."""
     fields = [int(v) for v in Path('/proc/stat').read_text().splitlines()[0].split()[1:]]

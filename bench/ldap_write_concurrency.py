@@ -129,10 +129,10 @@ def main():
             prefix = 'wkc' + secrets.token_hex(2)[:3]
             phases = measure(samba, membership, args.count, level, prefix)
             report['rounds'].append({'round': round_no, 'concurrency': level, 'phases': phases})
-            print('round %d concurrency %d: %s' % (round_no, level, ', '.join(
-                '%s %.1f s (%.0f/s, load %.1f, cpu busy %s)' % (p, v['seconds'], v['per_second'], v['loadavg_before'],
-                                                              v['machine_cpu_busy'])
-                for p, v in phases.items())), flush=True)
+            shown = ['%s %.1f s (%.0f/s, load %.1f, cpu busy %s)'
+                     % (name, v['seconds'], v['per_second'], v['loadavg_before'], v['machine_cpu_busy'])
+                     for name, v in phases.items()]
+            print('round %d concurrency %d: %s' % (round_no, level, ', '.join(shown)), flush=True)
     report['loadavg_at_end'] = list(os.getloadavg())
     if args.output:
         Path(args.output).write_text(json.dumps(report, indent=1))
