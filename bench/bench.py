@@ -680,8 +680,14 @@ def side_figures(result):
     if not result:
         return None
     if not _measured(result):
-        return {'did_not_finish': bool(result.get('did_not_finish')), 'failed': bool(result.get('failed')),
-                'reason': result.get('dnf_reason') or ('failed, see %s' % result.get('log'))}
+        figures = {'did_not_finish': bool(result.get('did_not_finish')), 'failed': bool(result.get('failed')),
+                   'reason': result.get('dnf_reason') or ('failed, see %s' % result.get('log'))}
+        if 'k8s' in result:  # how far a killed run got (its CPU time is lost with the killed process tree)
+            figures['done_before_kill'] = {
+                'k8s_requests': result['k8s']['requests'], 'k8s_writes': result['k8s']['writes'],
+                'ldap_ops': result['ldap']['requests'], 'ldap_writes': result['ldap']['writes'],
+                'loadavg_before': result.get('loadavg_before'), 'loadavg_after': result.get('loadavg_after')}
+        return figures
     return {
         'wall_s': result['wall_seconds'], 'cpu_s': result['cpu_seconds'],
         'ad_tasks_s': round(_task_seconds(result, 'AD '), 3), 'k8s_tasks_s': round(_task_seconds(result, 'K8s '), 3),

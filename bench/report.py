@@ -66,14 +66,19 @@ def render(report):
             '%.1fx' % r['speedup'] if r.get('speedup') else '-'))
     skipped = [(n, side, reason) for n, size in report['sizes'].items()
                for side, reason in size.get('skipped_sides', {}).items()]
-    dnf = [(r['n'], side, r['phase'], fig.get('reason')) for r in report['rows'] for side, fig in r['sides'].items()
-           if fig and 'wall_s' not in fig]
+    dnf = [(r['n'], side, r['phase'], fig.get('reason'), fig.get('done_before_kill'))
+           for r in report['rows'] for side, fig in r['sides'].items() if fig and 'wall_s' not in fig]
     if skipped or dnf:
         out.append('')
         out.append('Not measured:')
         out.append('')
-        for n, side, phase, reason in dnf:
-            out.append('- %s, N=%s, %s: %s' % (side, n, phase, reason))
+        for n, side, phase, reason, done in dnf:
+            progress = ''
+            if done:
+                progress = ('; until then %d k8s requests (%d writes), %d LDAP operations (%d writes), load %.1f-%.1f'
+                            % (done['k8s_requests'], done['k8s_writes'], done['ldap_ops'], done['ldap_writes'],
+                               done['loadavg_before'][0], done['loadavg_after'][0]))
+            out.append('- %s, N=%s, %s: %s%s' % (side, n, phase, reason, progress))
         for n, side, reason in skipped:
             out.append('- %s, N=%s: %s' % (side, n, reason))
     out.append('')
