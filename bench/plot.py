@@ -17,7 +17,7 @@ from xml.sax.saxutils import escape
 COLOURS = {'ours': '#d62728', 'ours_serial': '#ff9896', 'baseline': '#7f7f7f', 'k8s_loop_apply': '#8c564b', 'k8s_list_apply': '#1f77b4',
            'k8s_list_ssa': '#17becf', 'ldap_cg': '#2ca02c', 'best_peers': '#9467bd'}
 PHASES = ('converge', 'noop', 'change1')
-W, H, LEFT, TOP, PW, PH = 1080, 470, 70, 40, 300, 300
+W, H, LEFT, TOP, PW, PH = 1130, 470, 70, 40, 300, 300
 
 
 def series(report):
@@ -102,8 +102,11 @@ def render(report):
                    % (x, legend_y, x + 20, legend_y, COLOURS.get(side, '#000')))
         svg.append('<text x="%d" y="%d">%s</text>' % (x + 24, legend_y + 4, escape(side)))
     y = legend_y + 26
-    svg.append('<text x="%d" y="%d">%s; load average (1 min) at start %.1f</text>' % (
-        LEFT, y, escape(report['date']), report['machine']['loadavg_at_start'][0]))
+    loads = [fig['loadavg_before'][0] for row in report['rows'] for fig in row['sides'].values()
+             if fig and fig.get('loadavg_before')]
+    svg.append('<text x="%d" y="%d">%s, %s cores; 1-minute load average at the start of the runs: %.1f to %.1f '
+               '(wall times grow with it)</text>' % (LEFT, y, escape(report['date']), report['machine']['nproc'],
+                                                     min(loads), max(loads)))
     for text in missing:
         y += 16
         svg.append('<text x="%d" y="%d" fill="#a00">not plotted: %s</text>' % (LEFT, y, escape(text)))
