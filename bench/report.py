@@ -53,15 +53,16 @@ def render(report):
                 r['n'], r['phase'], ' + '.join(best['sides']), best['wall_s'], best['cpu_s'], best['k8s_requests'],
                 best['k8s_writes'], best['ldap_ops'], best['ldap_writes'], best['tree_peak_pss_mb']))
     out.append('')
-    out.append('| N | phase | ours s | best peers s | ours faster than best peers | typical playbook s '
+    out.append('| N | phase | ours s | best peers s | ours faster than best peers (wall) | (CPU) | typical playbook s '
                '| ours faster than typical |')
-    out.append('|' + '---|' * 7)
+    out.append('|' + '---|' * 8)
     for r in report['rows']:
         best = r.get('best_peers')
-        out.append('| %s | %s | %s | %s | %s | %s | %s |' % (
+        out.append('| %s | %s | %s | %s | %s | %s | %s | %s |' % (
             r['n'], r['phase'], '%.1f' % r['ours_wall_s'] if r['ours_wall_s'] is not None else '-',
             '%.1f' % best['wall_s'] if best else '-',
             '%.1fx' % r['speedup_vs_best_peers'] if r.get('speedup_vs_best_peers') else '-',
+            '%.1fx' % r['cpu_ratio_vs_best_peers'] if r.get('cpu_ratio_vs_best_peers') else '-',
             _fig(r['sides'].get('baseline'), 'wall_s', '%.1f'),
             '%.1fx' % r['speedup'] if r.get('speedup') else '-'))
     skipped = [(n, side, reason) for n, size in report['sizes'].items()
