@@ -9,55 +9,94 @@ import json
 import sys
 
 
-def fmt(value, digits=1, star=''):
-    if value is None:
+def _fig(fig, key, fmt='%s'):
+    if not fig:
         return '-'
-    if isinstance(value, float):
-        return ('%.' + str(digits) + 'f%s') % (value, star)
-    return '%s%s' % (value, star)
+    if key not in fig:
+        return 'DNF' if fig.get('did_not_finish') else 'failed'
+    return fmt % fig[key]
+
+
+def _load(fig):
+    if not fig or 'loadavg_before' not in fig or not fig['loadavg_before']:
+        return '-'
+    busy = fig.get('machine_cpu_busy')
+    return '%.1f-%.1f%s' % (fig['loadavg_before'][0], fig['loadavg_after'][0],
+                            ' (%d%%)' % round(100 * busy) if busy is not None else '')
 
 
 def render(report):
     out = []
-    m = report['machine']
+    m, v = report['machine'], report['versions']
     out.append('Date: %s. Machine: %s cores (`nproc`), %s GB memory, %s, kernel %s, Python %s; ansible-core %s, '
-               'ldap3 %s, kubernetes client %s. Load average (1 min) at start: %.2f.'
+               'kubernetes.core %s, community.general %s, kubernetes client %s, ldap3 %s, python-ldap %s. '
+               'Load average (1 min) at start %.2f, at end %s. Budget per peer run: %d s.'
                % (report['date'], m['nproc'], m['memory_gb'], m['cpu'], m['kernel'], m['python'],
-                  report['versions'].get('ansible_core'), report['versions'].get('ldap3'),
-                  report['versions'].get('kubernetes_client'), m['loadavg_at_start'][0]))
+                  v.get('ansible_core'), v.get('kubernetes.core'), v.get('community.general'),
+                  v.get('kubernetes_client'), v.get('ldap3'), v.get('python_ldap'), m['loadavg_at_start'][0],
+                  '%.2f' % m['loadavg_at_end'][0] if m.get('loadavg_at_end') else '(run cut short)',
+                  report.get('budget_s', 0)))
     out.append('')
-    out.append('| N | phase | ours s | baseline s | ours / baseline | speed-up | AD speed-up | k8s speed-up '
-               '| k8s requests ours / baseline | k8s writes ours / baseline | LDAP ops ours / baseline '
-               '| LDAP writes ours / baseline | tree PSS MB ours / baseline | max RSS MB ours / baseline |')
-    out.append('|' + '---|' * 14)
+    out.append('| N | phase | side | wall s | CPU s | k8s requests | k8s writes | LDAP ops | LDAP writes '
+               '| tree PSS MB | load 1 min before-after (machine CPU busy) |')
+    out.append('|' + '---|' * 11)
     for r in report['rows']:
-        star = '*' if r['baseline_extrapolated'] else ''
-        out.append('| %s | %s | %s | %s | %s | %s | %s | %s | %s / %s | %s / %s | %s / %s | %s / %s | %s / %s | %s / %s |' % (
-            r['n'], r['phase'], fmt(r['ours_wall_s']), fmt(r['baseline_wall_s'], 1, star),
-            fmt(r['ours_over_baseline'], 4), fmt(r['speedup'], 1, star), fmt(r.get('ad_speedup'), 1, star),
-            fmt(r.get('k8s_speedup'), 1, star),
-            r['ours_k8s_requests'], fmt(r['baseline_k8s_requests'], 0, star),
-            r['ours_k8s_writes'], fmt(r['baseline_k8s_writes'], 0, star),
-            r['ours_ldap_ops'], fmt(r['baseline_ldap_ops'], 0, star),
-            r['ours_ldap_writes'], fmt(r['baseline_ldap_writes'], 0, star),
-            fmt(r['ours_tree_peak_pss_mb'], 0), fmt(r['baseline_tree_peak_pss_mb'], 0),
-            fmt(r['ours_max_rss_mb'], 0), fmt(r['baseline_max_rss_mb'], 0)))
-    if any(r['baseline_extrapolated'] for r in report['rows']):
-        out.append('')
-        out.append('`*` the baseline ran on the first %d gMSAs (and their 4 objects each) and is scaled linearly to N.'
-                   % report['baseline_sample'])
+        figs = dict(r['sides'])
+        for side, fig in figs.items():
+            out.append('| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |' % (
+                r['n'], r['phase'], side, _fig(fig, 'wall_s', '%.1f'), _fig(fig, 'cpu_s', '%.1f'),
+                _fig(fig, 'k8s_requests'), _fig(fig, 'k8s_writes'), _fig(fig, 'ldap_ops'), _fig(fig, 'ldap_writes'),
+                _fig(fig, 'tree_peak_pss_mb', '%.0f'), _load(fig)))
+        best = r.get('best_peers')
+        if best:
+            out.append('| %s | %s | **best peers** (%s) | %.1f | %.1f | %s | %s | %s | %s | %.0f | summed |' % (
+                r['n'], r['phase'], ' + '.join(best['sides']), best['wall_s'], best['cpu_s'], best['k8s_requests'],
+                best['k8s_writes'], best['ldap_ops'], best['ldap_writes'], best['tree_peak_pss_mb']))
     out.append('')
-    out.append('| N | no-op LISTs per resource (ours) | no-op k8s req / object | no-op LDAP ops / object '
-               '| zero writes on no-op (k8s, LDAP) | no-op < 20 s | >= 20x baseline | tree PSS < 300 MB |')
+    out.append('| N | phase | ours s | best peers s | ours faster than best peers (wall) | (CPU) | typical playbook s '
+               '| ours faster than typical |')
     out.append('|' + '---|' * 8)
+    for r in report['rows']:
+        best = r.get('best_peers')
+        out.append('| %s | %s | %s | %s | %s | %s | %s | %s |' % (
+            r['n'], r['phase'], '%.1f' % r['ours_wall_s'] if r['ours_wall_s'] is not None else '-',
+            '%.1f' % best['wall_s'] if best else '-',
+            '%.1fx' % r['speedup_vs_best_peers'] if r.get('speedup_vs_best_peers') else '-',
+            '%.1fx' % r['cpu_ratio_vs_best_peers'] if r.get('cpu_ratio_vs_best_peers') else '-',
+            _fig(r['sides'].get('baseline'), 'wall_s', '%.1f'),
+            '%.1fx' % r['speedup'] if r.get('speedup') else '-'))
+    skipped = [(n, side, reason) for n, size in report['sizes'].items()
+               for side, reason in size.get('skipped_sides', {}).items()]
+    dnf = [(r['n'], side, r['phase'], fig.get('reason'), fig.get('done_before_kill'))
+           for r in report['rows'] for side, fig in r['sides'].items() if fig and 'wall_s' not in fig]
+    if skipped or dnf:
+        out.append('')
+        out.append('Not measured:')
+        out.append('')
+        for n, side, phase, reason, done in dnf:
+            progress = ''
+            if done:
+                progress = ('; until then %d k8s requests (%d writes), %d LDAP operations (%d writes), load %.1f-%.1f'
+                            % (done['k8s_requests'], done['k8s_writes'], done['ldap_ops'], done['ldap_writes'],
+                               done['loadavg_before'][0], done['loadavg_after'][0]))
+            out.append('- %s, N=%s, %s: %s%s' % (side, n, phase, reason, progress))
+        for n, side, reason in skipped:
+            out.append('- %s, N=%s: %s' % (side, n, reason))
+    out.append('')
+    out.append('| N | ours no-op ms/gMSA | ours converge ms/gMSA | no-op LISTs per resource | zero writes on no-op '
+               '(k8s, LDAP) | peak tree PSS MB | targets of issue 19 checked at this N |')
+    out.append('|' + '---|' * 7)
     for n, size in report['sizes'].items():
-        t = size['targets']
-        out.append('| %s | %s | %s | %s | %s, %s | %s | %s | %s (peak %s MB) |' % (
-            n, ', '.join('%s %d' % kv for kv in sorted(t['noop_lists_by_resource'].items())),
-            t['k8s_requests_per_object_noop'], t['ldap_ops_per_object_noop'],
-            t['noop_zero_k8s_writes'], t['noop_zero_ldap_writes'],
-            'n/a (N<500)' if t['noop_wall_under_20s'] is None else t['noop_wall_under_20s'],
-            t.get('noop_at_least_20x_faster_than_baseline', '-'), t['memory_under_300mb'], t['peak_tree_pss_mb']))
+        t = size.get('targets') or {}
+        if not t.get('noop_lists_by_resource') and t.get('measured') is False:
+            continue
+        checks = ', '.join('%s: %s' % (k, t[k]) for k in (
+            'noop_under_3s', 'converge_under_15s', 'noop_under_8s', 'noop_at_least_5x_faster_than_best_peers',
+            'converge_at_least_2x_faster_than_best_peers', 'memory_under_300mb') if k in t)
+        out.append('| %s | %s | %s | %s | %s, %s | %s | %s |' % (
+            n, t.get('noop_ms_per_gmsa'), t.get('converge_ms_per_gmsa'),
+            ', '.join('%s %d' % kv for kv in sorted(t.get('noop_lists_by_resource', {}).items())),
+            t.get('noop_zero_k8s_writes'), t.get('noop_zero_ldap_writes'), t.get('peak_tree_pss_mb'), checks))
     return '\n'.join(out)
 
 

@@ -10,4 +10,7 @@ if ! "$PY" -c 'import ansible, ldap3, kubernetes, ansible_collections.kubernetes
        "run 'bash scripts/run-tests' once to build the venvs, or set BENCH_PYTHON" >&2
   exit 2
 fi
+# python-ldap for the community.general side (ldap_entry/ldap_attrs), kept out of the test venvs:
+#   apt-get install libldap-dev libsasl2-dev; pip install --target "$CACHE/bench-python-ldap" python-ldap
+export BENCH_LDAP_PYTHONPATH=${BENCH_LDAP_PYTHONPATH:-$CACHE/bench-python-ldap}
 exec "$PY" "$BENCH/bench.py" --python "$PY" "$@"

@@ -52,6 +52,14 @@ options:
     description: Take over fields that another field manager set to a different value.
     type: bool
     default: false
+  write_concurrency:
+    description:
+      - How many writes (server-side applies) to the API server are in flight at once.
+      - Results, the order of RV(objects) and the error reported when the API server refuses an object are the
+        same as with V(1) (one at a time); after a refused object no new write is started, writes already
+        started finish and are listed in RV(objects) of the failure.
+    type: int
+    default: 4
 attributes:
   action_group:
     support: full
@@ -153,6 +161,7 @@ def main():
                 labels=dict(type='dict'),
             )),
             force_conflicts=dict(type='bool', default=False),
+            write_concurrency=dict(type='int', default=4),
         ),
         supports_check_mode=True,
     )

@@ -70,6 +70,14 @@ options:
     description: Take over fields that another field manager set to a different value.
     type: bool
     default: false
+  write_concurrency:
+    description:
+      - How many writes (server-side applies) to the API server are in flight at once.
+      - Results, the order of RV(objects) and the error reported when the API server refuses an object are the
+        same as with V(1) (one at a time); after a refused object no new write is started, writes already
+        started finish and are listed in RV(objects) of the failure.
+    type: int
+    default: 4
 attributes:
   action_group:
     support: full
@@ -156,6 +164,7 @@ def main():
             missing_namespace=dict(type='str', choices=['fail', 'create'], default='fail'),
             prune=dict(type='bool', default=False),
             force_conflicts=dict(type='bool', default=False),
+            write_concurrency=dict(type='int', default=4),
         ),
         supports_check_mode=True,
     )

@@ -15,6 +15,7 @@ import json
 import os
 import re
 import ssl
+import threading
 import time
 
 try:
@@ -234,8 +235,9 @@ class Transport(object):
         self.first_contact_policy = retry.FIRST_CONTACT
         self.sleep = time.sleep
         self.answered = False  # True once the API server has answered once: outages after that are retried longer
-        self.retried_out = ''
-        self.last_status = None
+        # the engine writes from several threads: counters under a lock, the last answer per thread
+        self._lock = threading.Lock()
+        self._local = threading.local()
         kwargs = {'maxsize': 4}
         if self.host.startswith('https'):
             if configuration.verify_ssl:
@@ -259,6 +261,16 @@ class Transport(object):
         if not configuration.verify_ssl:
             urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
 
+    @property
+    def last_status(self):
+        """HTTP status of this thread's last request."""
+        return getattr(self._local, 'last_status', None)
+
+    @property
+    def retried_out(self):
+        """How this thread's last request ran out of retries ('' when it did not)."""
+        return getattr(self._local, 'retried_out', '')
+
     def _headers(self, content_type):
         headers = {'Accept': 'application/json', 'User-Agent': 'winkube.gmsa'}
         if content_type:
@@ -281,8 +293,9 @@ class Transport(object):
             content_type = content_type or 'application/json'
 
         def attempt():
-            self.count += 1
-            self.counts[method] = self.counts.get(method, 0) + 1
+            with self._lock:
+                self.count += 1
+                self.counts[method] = self.counts.get(method, 0) + 1
             try:
                 response = self.pool.request(method, url, body=data, headers=self._headers(content_type),
                                              timeout=urllib3.Timeout(connect=10, read=self.timeout), retries=False)
@@ -314,11 +327,11 @@ class Transport(object):
                                      'connection.' % (self.host, exc.cause, retry.describe(exc), method, path))
         except _TransientStatus as exc:
             response = exc.response
-            self.retried_out = retry.describe(exc)
+            self._local.retried_out = retry.describe(exc)
         else:
-            self.retried_out = ''
+            self._local.retried_out = ''
         self.answered = True
-        self.last_status = response.status
+        self._local.last_status = response.status
         text = response.data.decode('utf-8', 'replace') if response.data else ''
         try:
             decoded = json.loads(text) if text else {}

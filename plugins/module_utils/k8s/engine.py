@@ -12,6 +12,8 @@ The engine
   field manager owns but no longer sets (from managedFields), so untouched objects cost no write;
 * writes with server-side apply (field manager ``winkube.gmsa``, force on conflicts only when asked),
   or with server-side dry-run (dryRun=All) in check mode, so validation and admission still run;
+  up to ``write_concurrency`` writes are in flight at once (results and errors stay in input order;
+  Namespaces and CustomResourceDefinitions, which later objects may need, are written alone);
 * reports changed only when the server's object changed (resourceVersion in normal mode, the content
   in check mode) and keeps before/after of every changed object for --diff (Secret values redacted).
 
@@ -23,6 +25,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.winkube.gmsa.plugins.module_utils.k8s.client import ApiError, K8sError
 from ansible_collections.winkube.gmsa.plugins.module_utils.models.names import (
@@ -31,6 +34,12 @@ from ansible_collections.winkube.gmsa.plugins.module_utils.models.names import (
     MANAGED_BY_LABEL,
     MANAGED_SELECTOR,
 )
+
+# Writes in flight at once: the API server handles requests in parallel, and one at a time the module mostly
+# waits for the network and admission (measured: bench/RESULTS.md).
+WRITE_CONCURRENCY = 4
+# Kinds that objects after them may need to exist (their namespace, their type): written one at a time.
+_BARRIER_KINDS = frozenset(('Namespace', 'CustomResourceDefinition'))
 
 # (apiVersion, kind) -> (plural, namespaced)
 KINDS = {
@@ -249,8 +258,10 @@ class Change(object):
 class Engine(object):
     """Reads, compares and writes objects; see the module docstring."""
 
-    def __init__(self, transport, field_manager=FIELD_MANAGER, force_conflicts=False, check_mode=False):
+    def __init__(self, transport, field_manager=FIELD_MANAGER, force_conflicts=False, check_mode=False,
+                 write_concurrency=WRITE_CONCURRENCY):
         self.transport = transport
+        self.write_concurrency = max(1, int(write_concurrency or 1))
         self.field_manager = field_manager
         self.force_conflicts = force_conflicts
         self.check_mode = check_mode
@@ -348,39 +359,110 @@ class Engine(object):
                 raise K8sError('%s: namespace %s does not exist (%s)' % (ref_text(ref), ref[2], exc.message))
             raise K8sError('%s: the API server refused the object: %s' % (ref_text(ref), exc.message))
 
+    def _write(self, obj, ref):
+        """One apply and the HTTP status it got (read in the thread that made the request)."""
+        result = self._apply_one(obj, ref)
+        return result, getattr(self.transport, 'last_status', 201)
+
+    def _batches(self, pending):
+        """Runs of consecutive writes that may go in parallel; a barrier kind is a run of its own."""
+        batch = []
+        for item in pending:
+            if item[1][1] in _BARRIER_KINDS:
+                if batch:
+                    yield batch
+                yield [item]
+                batch = []
+            else:
+                batch.append(item)
+        if batch:
+            yield batch
+
+    def _write_batch(self, batch):
+        """[(result, status) or the exception] in batch order. Stops starting writes after the first error;
+        writes already started finish (and are reported)."""
+        if self.write_concurrency == 1 or len(batch) == 1:
+            outcomes = []
+            for obj, ref in batch:
+                try:
+                    outcomes.append(self._write(obj, ref))
+                except K8sError as exc:
+                    outcomes.append(exc)
+                    break
+            return outcomes
+        with ThreadPoolExecutor(max_workers=min(self.write_concurrency, len(batch))) as pool:
+            futures = [pool.submit(self._write, obj, ref) for obj, ref in batch]
+            outcomes, failed = [], False
+            for future in futures:
+                if failed and future.cancel():  # not started yet: an earlier write failed, leave it undone
+                    outcomes.append(None)
+                    continue
+                try:
+                    outcomes.append(future.result())
+                except K8sError as exc:
+                    outcomes.append(exc)
+                    failed = True
+                    for later in futures:
+                        later.cancel()
+        return outcomes
+
     def apply(self, objects, mode='auto'):
-        """Server-side apply of the objects that differ; returns their Change records."""
+        """Server-side apply of the objects that differ; returns their Change records (in input order).
+
+        On a refused object the error of the first refused object (input order) is raised, after the
+        changes of the writes that were done are recorded (engine.summary() shows them)."""
         objects = [json.loads(json.dumps(o)) for o in objects]
         refs = [ref_of(o) for o in objects]
         self.fetch(refs, mode)
-        changes = []
-        for obj, ref in zip(objects, refs):
-            current = self.cache.get(ref)
-            reasons = apply_reasons(obj, current, self.field_manager)
-            if not reasons:
-                changes.append(Change(ref, 'unchanged'))
-                continue
-            result = self._apply_one(obj, ref)
-            # 200 means the object existed (possibly without our label, so the LIST did not show it)
-            existed = current is not None or (
-                result is not None and getattr(self.transport, 'last_status', 201) == 200)
-            if result is None:
-                result = obj
-            result.setdefault('apiVersion', ref[0])
-            result.setdefault('kind', ref[1])
-            before, after = redact(current), redact(result)
-            if self.check_mode:
-                changed = before != after
+        changes = [None] * len(objects)
+        pending = []
+        reasons_of = {}
+        for index, (obj, ref) in enumerate(zip(objects, refs)):
+            reasons = apply_reasons(obj, self.cache.get(ref), self.field_manager)
+            if reasons:
+                reasons_of[index] = reasons
+                pending.append((index, ref, obj))
             else:
-                changed = current is None or (result.get('metadata', {}).get('resourceVersion')
-                                              != current.get('metadata', {}).get('resourceVersion'))
-            action = ('updated' if existed else 'created') if changed else 'unchanged'
-            if self.check_mode and ref[1] == 'Namespace' and current is None:
-                self.planned_namespaces.add(ref[3])
-            self.cache[ref] = result
-            changes.append(Change(ref, action, before, after, reasons))
-        self.changes.extend(changes)
-        return changes
+                changes[index] = Change(ref, 'unchanged')
+        error = None
+        for batch in self._batches(pending):
+            outcomes = self._write_batch([(obj, ref) for index, ref, obj in batch])
+            for (index, ref, obj), outcome in zip(batch, outcomes):
+                if outcome is None:
+                    continue
+                if isinstance(outcome, Exception):
+                    error = error or outcome
+                    continue
+                changes[index] = self._record(obj, ref, outcome, reasons_of[index])
+            if error is not None:
+                break
+        done = [c for c in changes if c is not None]
+        self.changes.extend(done)
+        if error is not None:
+            raise error
+        return done
+
+    def _record(self, obj, ref, outcome, reasons):
+        """The Change of one write; updates the cache (and, in check mode, the planned namespaces)."""
+        result, status = outcome
+        current = self.cache.get(ref)
+        # 200 means the object existed (possibly without our label, so the LIST did not show it)
+        existed = current is not None or (result is not None and status == 200)
+        if result is None:
+            result = obj
+        result.setdefault('apiVersion', ref[0])
+        result.setdefault('kind', ref[1])
+        before, after = redact(current), redact(result)
+        if self.check_mode:
+            changed = before != after
+        else:
+            changed = current is None or (result.get('metadata', {}).get('resourceVersion')
+                                          != current.get('metadata', {}).get('resourceVersion'))
+        action = ('updated' if existed else 'created') if changed else 'unchanged'
+        if self.check_mode and ref[1] == 'Namespace' and current is None:
+            self.planned_namespaces.add(ref[3])
+        self.cache[ref] = result
+        return Change(ref, action, before, after, reasons)
 
     def delete(self, refs, only_managed=False, mode='auto'):
         """Delete the refs that exist. only_managed: leave objects without our managed-by label alone."""
@@ -480,10 +562,14 @@ def run_module(module, body):
     from ansible_collections.winkube.gmsa.plugins.module_utils.k8s.client import connect, require_kubernetes
 
     require_kubernetes(module)
+    concurrency = module.params.get('write_concurrency')
+    if concurrency is not None and concurrency < 1:
+        module.fail_json(msg='write_concurrency must be 1 or more (got %s); 1 writes one object at a time' % concurrency)
     engine = None
     try:
         engine = Engine(connect(module.params), force_conflicts=module.params.get('force_conflicts') or False,
-                        check_mode=module.check_mode)
+                        check_mode=module.check_mode,
+                        write_concurrency=concurrency or WRITE_CONCURRENCY)
         extra = body(engine) or {}
     except K8sError as exc:
         failure = {'msg': str(exc)}
