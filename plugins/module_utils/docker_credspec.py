@@ -38,6 +38,22 @@ _DEVICE = re.compile(r'^(CON|PRN|AUX|NUL|COM[0-9]|LPT[0-9])(\..*)?$', re.IGNOREC
 _WINDOWS_PATH = re.compile(r'^([A-Za-z]:[\\/]|\\\\[^\\/]+\\[^\\/]+)')
 _BAD_PATH_CHARS = re.compile(r'[\x00-\x1f"<>|?*:]')
 
+# The options of both forms (the module adds the WinRM connection options of its deprecated form).
+OPTIONS = dict(
+    name=dict(type='str', required=True),
+    state=dict(type='str', choices=['present', 'absent'], default='present'),
+    credspec=dict(type='raw', no_log=True),  # PluginInput may be a secret (secrets.py)
+    domain=dict(type='dict'),
+    account=dict(type='str'),
+    additional_accounts=dict(type='list', elements='raw', default=[]),
+    host_account_config=dict(type='dict', no_log=True),
+    data_root=dict(type='str'),
+    discover_data_root=dict(type='bool', default=False),
+    swarm_config_name=dict(type='str'),
+    swarm_file=dict(type='path'),
+)
+OPTION_RULES = dict(mutually_exclusive=[('credspec', 'domain')], required_together=[('domain', 'account')])
+
 
 def name_error(option, value):
     """Why ``value`` cannot be a credential spec / Swarm config name (None when it can)."""

@@ -286,6 +286,8 @@ from ansible_collections.winkube.gmsa.plugins.module_utils.strict import Ansible
 
 from ansible_collections.winkube.gmsa.plugins.module_utils.secrets import mask_structured_secrets
 from ansible_collections.winkube.gmsa.plugins.module_utils.docker_credspec import (
+    OPTION_RULES,
+    OPTIONS,
     before_text,
     check_params,
     read_back_error,
@@ -294,7 +296,7 @@ from ansible_collections.winkube.gmsa.plugins.module_utils.docker_credspec impor
     text,
     write_swarm_file,
 )
-from ansible_collections.winkube.gmsa.plugins.module_utils.winrm.connection_spec import (
+from ansible_collections.winkube.gmsa.plugins.module_utils.connection.winrm import (
     winrm_argument_spec,
     winrm_module_kwargs,
 )
@@ -304,22 +306,8 @@ from ansible_collections.winkube.gmsa.plugins.module_utils.winrm.runner import f
 
 
 def main():
-    argument_spec = winrm_argument_spec(
-        name=dict(type='str', required=True),
-        state=dict(type='str', choices=['present', 'absent'], default='present'),
-        credspec=dict(type='raw', no_log=True),  # PluginInput may be a secret (secrets.py)
-        domain=dict(type='dict'),
-        account=dict(type='str'),
-        additional_accounts=dict(type='list', elements='raw', default=[]),
-        host_account_config=dict(type='dict', no_log=True),
-        data_root=dict(type='str'),
-        discover_data_root=dict(type='bool', default=False),
-        swarm_config_name=dict(type='str'),
-        swarm_file=dict(type='path'),
-    )
-    kwargs = winrm_module_kwargs()
-    kwargs['mutually_exclusive'] = [('credspec', 'domain')]
-    kwargs['required_together'] = [('domain', 'account')]
+    argument_spec = winrm_argument_spec(**{name: dict(option) for name, option in OPTIONS.items()})
+    kwargs = dict(winrm_module_kwargs(), **OPTION_RULES)
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True, **kwargs)
     mask_structured_secrets(module)
     params = module.params

@@ -204,7 +204,7 @@ def _time(value):
 
 def pods_started_before(pods, node_name, fixed_at):
     """gMSA pods on node_name that started before fixed_at (still running): they lack the fix."""
-    from ansible_collections.winkube.gmsa.plugins.module_utils.winrm.k8s_nodes import gmsa_names, pod_summary
+    from ansible_collections.winkube.gmsa.plugins.module_utils.k8s.nodes import gmsa_names, pod_summary
     if not fixed_at:
         return []
     out = []
