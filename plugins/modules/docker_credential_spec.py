@@ -99,7 +99,9 @@ options:
     description:
       - Also write the content to this file on the machine that runs the module (the controller when the
         play runs on localhost), for a pipeline's C(docker config create). With O(state=absent) it is removed.
-      - Its folder is created when missing.
+        In the inventory form the action plugin writes it, always on the controller.
+      - The file gets the exact bytes of RV(content) (mode C(0644)), never a re-templated copy; check mode and
+        diff cover it. Its folder is created when missing.
     type: path
 attributes:
   action_group:
@@ -138,6 +140,19 @@ seealso:
 """
 
 EXAMPLES = r"""
+# The inventory form: a play on the Windows Docker hosts of the inventory, through their own connection.
+- name: Credential spec of WebApp1 on every Windows Docker host
+  hosts: docker_windows
+  gather_facts: false
+  tasks:
+    - name: Write the file, and the Swarm config file on the controller (once)
+      winkube.gmsa.docker_credential_spec:
+        name: webapp1
+        credspec: "{{ hostvars['localhost'].domain | winkube.gmsa.credential_spec('WebApp1') }}"
+        data_root: D:\docker
+        swarm_file: "{{ playbook_dir + '/out/webapp1.json' if inventory_hostname == groups['docker_windows'][0] else omit }}"
+
+# The deprecated controller-side form (hosts and WinRM credentials as options), removed in 1.0.0.
 - name: Read the domain
   winkube.gmsa.domain_info:
     server: dc1.contoso.com
@@ -284,25 +299,21 @@ hosts:
       type: str
 """
 
-import base64
-import hashlib
-import os
-import re
-import tempfile
-
 from ansible_collections.winkube.gmsa.plugins.module_utils.strict import AnsibleModule
 
 from ansible_collections.winkube.gmsa.plugins.module_utils.secrets import mask_structured_secrets
-from ansible_collections.winkube.gmsa.plugins.module_utils.models.credential_spec import (
-    CredentialSpecError,
-    build_credential_spec,
-    to_bytes,
+from ansible_collections.winkube.gmsa.plugins.module_utils.docker_credspec import (
+    OPTION_RULES,
+    OPTIONS,
+    before_text,
+    check_params,
+    read_back_error,
+    script_data,
+    swarm_form,
+    text,
+    write_swarm_file,
 )
-from ansible_collections.winkube.gmsa.plugins.module_utils.models.crd import (
-    parse_credspec_content,
-    validate_credspec_content,
-)
-from ansible_collections.winkube.gmsa.plugins.module_utils.winrm.connection_spec import (
+from ansible_collections.winkube.gmsa.plugins.module_utils.connection.winrm import (
     winrm_argument_spec,
     winrm_module_kwargs,
 )
@@ -310,140 +321,15 @@ from ansible_collections.winkube.gmsa.plugins.module_utils.winrm.docker_scripts 
 from ansible_collections.winkube.gmsa.plugins.module_utils.winrm.module_support import runner_for
 from ansible_collections.winkube.gmsa.plugins.module_utils.winrm.runner import failure_message
 
-DEFAULT_DATA_ROOT = 'C:\\ProgramData\\Docker'
-DAEMON_CONFIG = 'C:\\ProgramData\\docker\\config\\daemon.json'
-MAX_BEFORE = 262144  # an existing file up to this size comes back for the diff
-# Docker's (swarmkit's) rule for config names, which is also safe as a Windows file name.
-_NAME = re.compile(r'^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,62}[A-Za-z0-9])?$')
-_DEVICE = re.compile(r'^(CON|PRN|AUX|NUL|COM[0-9]|LPT[0-9])(\..*)?$', re.IGNORECASE)
-_WINDOWS_PATH = re.compile(r'^([A-Za-z]:[\\/]|\\\\[^\\/]+\\[^\\/]+)')
-_BAD_PATH_CHARS = re.compile(r'[\x00-\x1f"<>|?*:]')
-
-
-def name_error(option, value):
-    """Why ``value`` cannot be a credential spec / Swarm config name (None when it can)."""
-    if not isinstance(value, str) or not _NAME.match(value) or '..' in value or _DEVICE.match(value):
-        return ('%s: %r is not a valid credential spec name; use 1 to 64 letters, digits, "-", "_" and ".", '
-                'starting and ending with a letter or digit, without "..", path separators or a Windows device '
-                'name (CON, NUL, COM1, ...); it becomes the file name <name>.json and the Swarm config name'
-                % (option, value))
-    return None
-
-
-def data_root_error(value):
-    """Why ``value`` cannot be Docker's data root (None when it can)."""
-    if value is None:
-        return None
-    if not _WINDOWS_PATH.match(value) or _BAD_PATH_CHARS.search(value[2:]) or \
-            any(part == '..' for part in re.split(r'[\\/]', value)):
-        return ('data_root: %r is not an absolute Windows path such as D:\\docker (a drive letter and a '
-                'backslash, or \\\\server\\share; no "..", quotes, :, <, >, |, ?, * or control characters '
-                'after the drive)' % (value,))
-    return None
-
-
-def credential_spec_from(params):
-    """The credential spec dict from O(credspec) or O(domain)+O(account); raises ValueError naming the option."""
-    if params['credspec'] is not None:
-        try:
-            spec = parse_credspec_content(params['credspec'])
-        except ValueError as exc:
-            raise ValueError('credspec: %s' % exc)
-        problems = validate_credspec_content(spec, 'credspec')
-        if problems:
-            raise ValueError('; '.join(problems))
-        return spec
-    try:
-        return build_credential_spec(params['domain'], params['account'],
-                                     additional_accounts=params['additional_accounts'],
-                                     host_account=params['host_account_config'])
-    except CredentialSpecError as exc:
-        raise ValueError('domain/account: %s' % exc)
-
-
-def script_data(state, file_name, data_root, discover, content, check_mode):
-    """The $Data of the docker_credential_spec script (content: bytes, or None with state=absent)."""
-    return {
-        'state': state,
-        'file_name': file_name,
-        'data_root': data_root,
-        'discover': discover,
-        'daemon_config': DAEMON_CONFIG,
-        'default_root': DEFAULT_DATA_ROOT,
-        'content': base64.b64encode(content).decode('ascii') if content is not None else None,
-        'sha256': hashlib.sha256(content).hexdigest() if content is not None else None,
-        'max_before': MAX_BEFORE,
-        'check_mode': check_mode,
-    }
-
-
-def _text(raw):
-    try:
-        return raw.decode('utf-8')
-    except UnicodeDecodeError:
-        return '<%d bytes, not UTF-8>' % len(raw)
-
-
-def _write_swarm_file(module, path, content):
-    """Write (content bytes) or remove (content None) the local Swarm file. Returns (changed, before text)."""
-    before = None
-    if os.path.isfile(path):
-        with open(path, 'rb') as handle:
-            before = handle.read()
-    changed = before != content
-    if changed and not module.check_mode:
-        if content is None:
-            os.remove(path)
-        else:
-            folder = os.path.dirname(os.path.abspath(path))
-            if not os.path.isdir(folder):
-                os.makedirs(folder)
-            fd, temp = tempfile.mkstemp(dir=folder, prefix='.%s.' % os.path.basename(path))
-            with os.fdopen(fd, 'wb') as handle:
-                handle.write(content)
-            module.atomic_move(temp, path)
-    return changed, '' if before is None else _text(before)
-
 
 def main():
-    argument_spec = winrm_argument_spec(
-        name=dict(type='str', required=True),
-        state=dict(type='str', choices=['present', 'absent'], default='present'),
-        credspec=dict(type='raw', no_log=True),  # PluginInput may be a secret (secrets.py)
-        domain=dict(type='dict'),
-        account=dict(type='str'),
-        additional_accounts=dict(type='list', elements='raw', default=[]),
-        host_account_config=dict(type='dict', no_log=True),
-        data_root=dict(type='str'),
-        discover_data_root=dict(type='bool', default=False),
-        swarm_config_name=dict(type='str'),
-        swarm_file=dict(type='path'),
-    )
-    kwargs = winrm_module_kwargs()
-    kwargs['mutually_exclusive'] = [('credspec', 'domain')]
-    kwargs['required_together'] = [('domain', 'account')]
+    argument_spec = winrm_argument_spec(**{name: dict(option) for name, option in OPTIONS.items()})
+    kwargs = dict(winrm_module_kwargs(), **OPTION_RULES)
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True, **kwargs)
     mask_structured_secrets(module)
     params = module.params
 
-    name = params['name']
-    if isinstance(name, str) and name.lower().endswith('.json'):
-        name = name[:-5]
-    config_name = params['swarm_config_name'] or name
-    problems = [p for p in (name_error('name', name), data_root_error(params['data_root'])) if p]
-    if params['swarm_config_name'] is not None and name_error('swarm_config_name', config_name):
-        problems.append(name_error('swarm_config_name', config_name))
-    if params['data_root'] and params['discover_data_root']:
-        problems.append('data_root and discover_data_root=true exclude each other: give one of them')
-    content = None
-    if params['state'] == 'present':
-        if params['credspec'] is None and params['domain'] is None:
-            problems.append('state=present needs the credential spec: give credspec, or domain and account')
-        else:
-            try:
-                content = to_bytes(credential_spec_from(params))
-            except ValueError as exc:
-                problems.append(str(exc))
+    name, config_name, content, problems = check_params(params)
     if problems:
         module.fail_json(msg='nothing was written: ' + '; '.join(problems))
 
@@ -454,7 +340,7 @@ def main():
                        module.check_mode)
     sha256 = data['sha256']
     outcomes = runner.run_all(DOCKER_CREDENTIAL_SPEC, lambda entry: data)
-    after_text = _text(content) if content is not None else ''
+    after_text = text(content) if content is not None else ''
 
     hosts, diffs = [], []
     for outcome in outcomes:
@@ -476,35 +362,22 @@ def main():
             'before_sha256': result.get('before_sha256'),
             'security_opt': security_opt,
         }
-        if host['changed'] and not module.check_mode and result.get('after_sha256') != sha256:
-            host.update(failed=True, msg='%s was written but reads back with SHA-256 %s instead of %s'
-                        % (host['path'], result.get('after_sha256'), sha256))
-        if result.get('before_content') is not None:
-            before_text = _text(base64.b64decode(result['before_content']))
-        elif host['existed']:
-            before_text = '<%s bytes, SHA-256 %s>' % (result.get('before_size'), host['before_sha256'])
-        else:
-            before_text = ''
+        problem = read_back_error(host['path'], result, sha256) if host['changed'] and not module.check_mode else None
+        if problem:
+            host.update(failed=True, msg=problem)
         label = '%s: %s' % (entry, host['path'])
-        diffs.append({'before_header': label, 'after_header': label, 'before': before_text, 'after': after_text})
+        diffs.append({'before_header': label, 'after_header': label, 'before': before_text(result), 'after': after_text})
         hosts.append(host)
 
-    swarm = {
-        'config_name': config_name,
-        'content': after_text if content is not None else None,
-        'config_create': 'docker config create %s %s' % (config_name, file_name),
-        'credential_spec_argument': '--credential-spec="config://%s"' % config_name,
-        'file': params['swarm_file'],
-        'file_changed': False,
-    }
+    swarm = swarm_form(config_name, file_name, content, params['swarm_file'])
     if params['swarm_file']:
         try:
-            swarm['file_changed'], before_text = _write_swarm_file(module, params['swarm_file'], content)
+            swarm['file_changed'], before = write_swarm_file(params['swarm_file'], content, module.check_mode)
         except (IOError, OSError) as exc:
             module.fail_json(msg='swarm_file: cannot write %s: %s' % (params['swarm_file'], exc),
                              changed=any(h.get('changed') for h in hosts), hosts=hosts)
         diffs.append({'before_header': params['swarm_file'], 'after_header': params['swarm_file'],
-                      'before': before_text, 'after': after_text})
+                      'before': before, 'after': after_text})
 
     result = dict(changed=any(h.get('changed') for h in hosts) or swarm['file_changed'], name=name,
                   file_name=file_name, security_opt=security_opt,

@@ -224,16 +224,13 @@ from ansible_collections.winkube.gmsa.plugins.module_utils.strict import Ansible
 
 from ansible_collections.winkube.gmsa.plugins.module_utils.secrets import mask_structured_secrets
 from ansible_collections.winkube.gmsa.plugins.module_utils.winrm import preflight
-from ansible_collections.winkube.gmsa.plugins.module_utils.winrm.connection_spec import (
+from ansible_collections.winkube.gmsa.plugins.module_utils.connection.winrm import (
     CLUSTER_OPTION,
     winrm_argument_spec,
     winrm_module_kwargs,
 )
-from ansible_collections.winkube.gmsa.plugins.module_utils.winrm.module_support import (
-    cluster_transport,
-    node_name_for,
-    runner_for,
-)
+from ansible_collections.winkube.gmsa.plugins.module_utils.k8s.nodes import cluster_transport, node_name_for
+from ansible_collections.winkube.gmsa.plugins.module_utils.winrm.module_support import runner_for
 from ansible_collections.winkube.gmsa.plugins.module_utils.winrm.runner import failure_message
 from ansible_collections.winkube.gmsa.plugins.module_utils.winrm.scripts import PREFLIGHT_FACTS
 
@@ -284,7 +281,7 @@ def main():
                 k8s_node = {'found': False, 'name': node_name, 'labels': {}}
             else:
                 from ansible_collections.winkube.gmsa.plugins.module_utils.k8s.client import K8sError
-                from ansible_collections.winkube.gmsa.plugins.module_utils.winrm.k8s_nodes import node_info
+                from ansible_collections.winkube.gmsa.plugins.module_utils.k8s.nodes import node_info
                 try:
                     k8s_node = node_info(transport, node_name)
                 except (K8sError, ValueError) as exc:

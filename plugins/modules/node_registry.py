@@ -187,16 +187,13 @@ pods_checked:
 from ansible_collections.winkube.gmsa.plugins.module_utils.strict import AnsibleModule
 
 from ansible_collections.winkube.gmsa.plugins.module_utils.secrets import mask_structured_secrets
-from ansible_collections.winkube.gmsa.plugins.module_utils.winrm.connection_spec import (
+from ansible_collections.winkube.gmsa.plugins.module_utils.connection.winrm import (
     CLUSTER_OPTION,
     winrm_argument_spec,
     winrm_module_kwargs,
 )
-from ansible_collections.winkube.gmsa.plugins.module_utils.winrm.module_support import (
-    cluster_transport,
-    node_name_for,
-    runner_for,
-)
+from ansible_collections.winkube.gmsa.plugins.module_utils.k8s.nodes import cluster_transport, node_name_for
+from ansible_collections.winkube.gmsa.plugins.module_utils.winrm.module_support import runner_for
 from ansible_collections.winkube.gmsa.plugins.module_utils.winrm.runner import failure_message
 from ansible_collections.winkube.gmsa.plugins.module_utils.winrm.scripts import REGISTRY_DWORD
 
@@ -207,13 +204,13 @@ KINDS = {'DWord': 'REG_DWORD', 'QWord': 'REG_QWORD', 'String': 'REG_SZ', 'Expand
          'MultiString': 'REG_MULTI_SZ', 'Binary': 'REG_BINARY', 'None': 'REG_NONE', 'Unknown': 'REG_NONE'}
 
 
-def _value(raw):
+def registry_value(raw):
     if not isinstance(raw, dict):
         return None
     return {'type': KINDS.get(raw.get('type'), raw.get('type')), 'value': raw.get('value')}
 
 
-def _text(value):
+def registry_text(value):
     if value is None:
         return '%s (not set)\n' % VALUE_NAME
     return '%s = %s (%s)\n' % (VALUE_NAME, value['value'], value['type'])
@@ -246,8 +243,8 @@ def main():
             'node_name': None,
             'changed': bool(result.get('changed')),
             'key_existed': bool(result.get('key_existed')),
-            'before': _value(result.get('before')),
-            'after': _value(result.get('after')),
+            'before': registry_value(result.get('before')),
+            'after': registry_value(result.get('after')),
             'pods_to_recreate': None,
         }
         node['node_name'], problem = node_name_for(module, entry, node['computer_name'])
@@ -258,14 +255,14 @@ def main():
                 node.update(failed=True, msg=problem)
             else:
                 from ansible_collections.winkube.gmsa.plugins.module_utils.k8s.client import K8sError
-                from ansible_collections.winkube.gmsa.plugins.module_utils.winrm.k8s_nodes import gmsa_pods_on_node
+                from ansible_collections.winkube.gmsa.plugins.module_utils.k8s.nodes import gmsa_pods_on_node
                 try:
                     node['pods_to_recreate'] = gmsa_pods_on_node(transport, node['node_name'])
                     pods.extend(node['pods_to_recreate'])
                 except (K8sError, ValueError) as exc:
                     node.update(failed=True, msg='listing the pods of node %s: %s' % (node['node_name'], exc))
         diffs.append({'before_header': '%s: %s' % (entry, KEY), 'after_header': '%s: %s' % (entry, KEY),
-                      'before': _text(node['before']), 'after': _text(node['after'])})
+                      'before': registry_text(node['before']), 'after': registry_text(node['after'])})
         nodes.append(node)
 
     result = dict(changed=any(n.get('changed') for n in nodes), nodes=nodes, pods_to_recreate=pods,

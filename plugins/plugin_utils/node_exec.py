@@ -14,6 +14,7 @@ marker line.
 from __future__ import annotations
 
 from ansible.errors import AnsibleError
+from ansible.plugins.action import ActionBase
 
 from ansible_collections.winkube.gmsa.plugins.module_utils.winrm.runner import (
     WinRMRunError,
@@ -56,7 +57,7 @@ def failure(exc):
             'error_details': getattr(exc, 'details', {})}
 
 
-__all__ = ['run_script', 'failure', 'connection_name', 'WinRMRunError', 'CONNECTIONS']
+__all__ = ['NodeAction', 'run_script', 'failure', 'connection_name', 'WinRMRunError', 'CONNECTIONS']
 
 
 LEGACY_NOTE = ('the controller-side form (hosts: and WinRM credentials as module options) of %s is deprecated: put the '
@@ -84,3 +85,47 @@ def run_legacy(action, module, task_vars):
     """Run the module itself, on the task's host, as before (with a deprecation warning)."""
     action._display.deprecated(LEGACY_NOTE % module, version='1.0.0', collection_name='winkube.gmsa')
     return action._execute_module(module_name=module, module_args=action._task.args, task_vars=task_vars)
+
+
+class NodeAction(ActionBase):
+    """The run() every node-side action plugin shares: the deprecated controller-side form (``hosts:``), the options
+    checked before anything runs, one constant script over the host's own connection, and the result.
+
+    A plugin sets SCRIPT and SPEC (MODULE too when it has the deprecated form) and writes two hooks:
+    ``script_data(params, check_mode)`` (the script's $Data; raises ValueError with the message for bad input) and
+    ``outcome(params, data, answer, check_mode)`` (the task result's keys from the script's answer)."""
+
+    TRANSFERS_FILES = False
+    MODULE = None  # the module's name when the task may still use its deprecated controller-side form
+    SCRIPT = None
+    SPEC = {}
+    SPEC_RULES = {}  # mutually_exclusive, required_together... for validate_argument_spec
+
+    def run(self, tmp=None, task_vars=None):
+        result = super(NodeAction, self).run(tmp, task_vars)
+        if self.MODULE and is_legacy(task_args(self)):
+            result.update(run_legacy(self, self.MODULE, task_vars))
+            return result
+        unknown = sorted(set(self._task.args) - set(self.SPEC))
+        if unknown:
+            return dict(result, failed=True, msg='%s on an inventory host takes no option %s (the WinRM connection comes '
+                        'from the host\'s own ansible_winrm_* or ansible_psrp_* variables; nothing was run)'
+                        % (self._task.action, ', '.join(unknown)))
+        dummy, params = self.validate_argument_spec(argument_spec=self.SPEC, **self.SPEC_RULES)
+        check_mode = bool(self._task.check_mode)
+        try:
+            data = self.script_data(params, check_mode)
+        except ValueError as exc:
+            return dict(result, failed=True, msg=str(exc))
+        try:
+            answer = run_script(self, self.SCRIPT, data) or {}
+        except WinRMRunError as exc:
+            return dict(result, **failure(exc))
+        result.update(self.outcome(params, data, answer, check_mode))
+        return result
+
+    def script_data(self, params, check_mode):
+        raise NotImplementedError
+
+    def outcome(self, params, data, answer, check_mode):
+        raise NotImplementedError

@@ -432,9 +432,17 @@ def test_role_docker_target_on_the_inventory_hosts(run_playbook, lab, samba_lab,
                                 if k in ('swarm_output_dir', 'data_root', 'discover_data_root')}
     variables['gmsa_nodes'] = {'access': 'winrm', 'inventory_group': 'docker_hosts'}
     args = ('-i', str(inv))
-    check = run_playbook(ROLE_PLAY % '', extra_vars=variables, check=True, args=args)
+    write_task = "Write each gMSA's credential spec on the Docker hosts of the inventory"
+    check = run_playbook(ROLE_PLAY % '', extra_vars=variables, check=True, diff=True, args=args)
     assert check.rc == 0, check.failures()
     assert files(lab, 'WIN-NODE1') == {} and not (tmp_path / 'swarm').exists()
+    # check mode predicts the Swarm file (once per gMSA, with the first host's item) and shows it in the diff
+    items = _task(check, write_task)['results']
+    assert [(i['item'][1], i['swarm']['file_changed']) for i in items] == \
+        [('WIN-NODE1', True), ('WIN-NODE2', False), ('WIN-NODE1', True), ('WIN-NODE2', False)]
+    swarm_file = str(tmp_path / 'swarm' / 'gmsa-dockerapp1.json')
+    assert items[0]['swarm']['file'] == swarm_file and items[1]['swarm']['file'] is None
+    assert [d['after_header'] for d in items[0]['diff']][-1] == swarm_file and items[0]['diff'][-1]['before'] == ''
 
     first = run_playbook(ROLE_PLAY % '', extra_vars=variables, args=args)
     assert first.rc == 0, first.failures()
@@ -443,10 +451,20 @@ def test_role_docker_target_on_the_inventory_hosts(run_playbook, lab, samba_lab,
         assert files(lab, host) == {'D:\\docker\\CredentialSpecs\\%s.json' % name: content
                                     for name, content in expected.items()}, host
     for name, content in expected.items():
+        # the exact bytes of the hosts' files on every ansible-core (2.17's templating once re-serialised them)
         assert (tmp_path / 'swarm' / f'{name}.json').read_bytes() == content
+        assert (tmp_path / 'swarm' / f'{name}.json').stat().st_mode & 0o777 == 0o644
     assert all(e.get('bootstrap_recognised') for e in lab.journal() if e.get('name') == 'docker_credential_spec')
     second = run_playbook(ROLE_PLAY % '', extra_vars=variables, args=args)
     assert second.rc == 0 and not second.changed, second
+
+    # a Swarm file with the same JSON in other bytes (what a re-serialising copy wrote) is replaced
+    respaced = json.dumps(json.loads(expected['docker-batch'])).encode()
+    (tmp_path / 'swarm' / 'docker-batch.json').write_bytes(respaced)
+    third = run_playbook(ROLE_PLAY % '', extra_vars=variables, args=args)
+    assert third.rc == 0 and [i['swarm']['file_changed'] for i in _task(third, write_task)['results']] == \
+        [False, False, True, False], third
+    assert (tmp_path / 'swarm' / 'docker-batch.json').read_bytes() == expected['docker-batch'] != respaced
 
     removed = run_playbook(ROLE_PLAY % '', extra_vars=dict(variables, entry='remove'), args=args)
     assert removed.rc == 0 and removed.changed, removed

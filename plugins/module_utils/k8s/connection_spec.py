@@ -1,29 +1,12 @@
 # -*- coding: utf-8 -*-
 # Copyright: winkube.gmsa contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Argument spec of the Kubernetes connection options (documented in doc_fragments/k8s_connection)."""
+"""The Kubernetes connection options under their former name; they live in module_utils/connection/k8s.py."""
 
 from __future__ import annotations
 
-from ansible.module_utils.basic import env_fallback
-
-K8S_CONNECTION_SPEC = dict(
-    # no_log: an inline kubeconfig holds credentials; secrets.mask_structured_secrets narrows the masking to them.
-    kubeconfig=dict(type='raw', no_log=True, fallback=(env_fallback, ['K8S_AUTH_KUBECONFIG'])),
-    context=dict(type='str', fallback=(env_fallback, ['K8S_AUTH_CONTEXT'])),
-    host=dict(type='str', fallback=(env_fallback, ['K8S_AUTH_HOST'])),
-    api_key=dict(type='str', no_log=True, fallback=(env_fallback, ['K8S_AUTH_API_KEY'])),
-    ca_cert=dict(type='path', aliases=['ssl_ca_cert'], fallback=(env_fallback, ['K8S_AUTH_SSL_CA_CERT'])),
-    client_cert=dict(type='path', fallback=(env_fallback, ['K8S_AUTH_CERT_FILE'])),
-    client_key=dict(type='path', no_log=False, fallback=(env_fallback, ['K8S_AUTH_KEY_FILE'])),
-    validate_certs=dict(type='bool', aliases=['verify_ssl'], fallback=(env_fallback, ['K8S_AUTH_VERIFY_SSL'])),
+from ansible_collections.winkube.gmsa.plugins.module_utils.connection.k8s import (  # noqa: F401 pylint: disable=unused-import
+    K8S_CONNECTION_OPTIONS,
+    K8S_CONNECTION_SPEC,
+    k8s_argument_spec,
 )
-
-K8S_CONNECTION_OPTIONS = tuple(K8S_CONNECTION_SPEC)
-
-
-def k8s_argument_spec(**module_options):
-    """The module's own options merged with the shared connection options."""
-    spec = {name: dict(option) for name, option in K8S_CONNECTION_SPEC.items()}
-    spec.update(module_options)
-    return spec

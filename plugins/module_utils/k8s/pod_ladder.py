@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import re
 
-from ansible_collections.winkube.gmsa.plugins.module_utils.models.credential_spec import _DNS as DOMAIN_NAME_RE
+from ansible_collections.winkube.gmsa.plugins.module_utils.models.credential_spec import DNS_NAME as DOMAIN_NAME_RE
 
 PASS, FAIL, SKIP, ERROR = 'pass', 'fail', 'skip', 'error'
 SUCCESS_TEXT = 'The command completed successfully'

@@ -42,7 +42,8 @@ _DOMAIN_KEYS = {
 # Characters AD refuses in sAMAccountName (plus whitespace at the ends).
 _BAD_ACCOUNT_CHARS = re.compile(r'["/\\\[\]:;|=,+*?<>@]')
 _SID = re.compile(r'^S-1-5-21(-\d+){3}$', re.IGNORECASE)
-_DNS = re.compile(r'^(?=.{1,253}$)([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?)*$')
+# A DNS name (labels of letters, digits, '-' and '_', at most 253 characters); also the domain check of pod_ladder.
+DNS_NAME = re.compile(r'^(?=.{1,253}$)([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?)*$')
 _NETBIOS_BAD = re.compile(r'[\\/:*?"<>|.]')
 
 
@@ -80,7 +81,7 @@ def normalize_domain(domain):
     sid = _domain_value(domain, 'domain_sid').upper()
     guid_text = _domain_value(domain, 'domain_guid')
     for label, value in (('DNS name', dns_name), ('forest DNS name', forest)):
-        if not _DNS.match(value):
+        if not DNS_NAME.match(value):
             raise CredentialSpecError('invalid domain %s %r' % (label, value))
     if len(netbios) > 15 or _NETBIOS_BAD.search(netbios):
         raise CredentialSpecError('invalid NetBIOS domain name %r' % netbios)

@@ -5,7 +5,7 @@
 
 ``desired_objects(config)`` gives the Kubernetes objects of the agent; ``read_reports(...)`` turns the report
 ConfigMaps the agents publish (one per node, labelled, read with one LIST) into per-node verdicts, with the
-same preflight checks as node_preflight (module_utils/winrm/preflight.py) and the gMSA pods each node must
+same preflight checks as node_preflight_info (module_utils/winrm/preflight.py) and the gMSA pods each node must
 recreate.
 
 Where the agents publish: one ConfigMap per node in the agent's own namespace, labelled
@@ -204,7 +204,7 @@ def _time(value):
 
 def pods_started_before(pods, node_name, fixed_at):
     """gMSA pods on node_name that started before fixed_at (still running): they lack the fix."""
-    from ansible_collections.winkube.gmsa.plugins.module_utils.winrm.k8s_nodes import gmsa_names, pod_summary
+    from ansible_collections.winkube.gmsa.plugins.module_utils.k8s.nodes import gmsa_names, pod_summary
     if not fixed_at:
         return []
     out = []
@@ -228,7 +228,7 @@ def read_reports(nodes, configmaps, digest, mode, domain, ccg_plugins, pods=None
     the nodes of the listed computers that have not answered that refresh request yet.
     """
     listed = set(str(c).upper() for c in computers)
-    # node_preflight's name of the portable mode
+    # node_preflight_info's name of the portable mode
     preflight_mode = 'non_domain_joined' if mode in ('portable', 'non_domain_joined') else 'domain_joined'
     reports = {}
     for configmap in configmaps:

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: winkube.gmsa contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Verdicts of node_preflight: pure Python, no I/O.
+"""Verdicts of node_preflight_info: pure Python, no I/O.
 
 ``evaluate(facts, ...)`` turns the facts the read-only PowerShell script gathered on one Windows node (and,
 optionally, that node's Kubernetes Node object) into a list of checks - each ``pass``, ``warn``, ``fail`` or

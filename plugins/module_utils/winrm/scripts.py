@@ -110,7 +110,7 @@ else {
 """)
 
 
-# Read-only facts for node_preflight. $Data: domain (str or null: the node's own domain), domain_controllers
+# Read-only facts for node_preflight_info. $Data: domain (str or null: the node's own domain), domain_controllers
 # (list of str; null: found through the domain's _ldap._tcp.dc._msdcs SRV records), ports (list of int),
 # timeout_ms (int), ccg_plugin_guids (optional list of '{GUID}' strings, checked by the module to be GUIDs:
 # whether each has a COM class key under HKLM\SYSTEM\CurrentControlSet\Control\CCG\COMClasses).

@@ -16,7 +16,7 @@ import yaml
 from ansible_collections.winkube.gmsa.plugins.module_utils.models import credential_spec as cs
 from ansible_collections.winkube.gmsa.plugins.module_utils.models.crd import build_credential_spec as build_resource
 from ansible_collections.winkube.gmsa.plugins.module_utils.winrm.docker_scripts import DOCKER_CREDENTIAL_SPEC, SCRIPTS
-from ansible_collections.winkube.gmsa.plugins.modules import docker_credential_spec as module
+from ansible_collections.winkube.gmsa.plugins.module_utils import docker_credspec as module
 
 REPO = Path(__file__).resolve().parents[4]
 DOMAIN = {'dns_name': 'contoso.com', 'netbios_name': 'CONTOSO', 'forest_dns_name': 'contoso.com',
@@ -140,3 +140,34 @@ def test_lab_imitation_follows_the_script_contract():
     with pytest.raises(Exception) as exc:
         fake.FAKE_SCRIPTS['docker_credential_spec'](host, data)
     assert 'Invalid JSON primitive' in str(exc.value)
+
+
+def test_swarm_file_holds_exactly_the_bytes_and_check_mode_touches_nothing(tmp_path):
+    """The Swarm file of both forms (module and action plugin) comes from the bytes, never from a template."""
+    content = cs.to_bytes(cs.build_credential_spec(DOMAIN, 'WebApp1'))
+    path = tmp_path / 'out' / 'webapp1.json'
+    assert module.write_swarm_file(str(path), content, check_mode=True) == (True, '')
+    assert not (tmp_path / 'out').exists()
+    assert module.write_swarm_file(str(path), content, check_mode=False) == (True, '')
+    assert path.read_bytes() == content and path.stat().st_mode & 0o777 == 0o644
+    assert module.write_swarm_file(str(path), content, check_mode=False) == (False, content.decode())
+    respaced = json.dumps(json.loads(content)).encode()  # equal JSON, other bytes
+    path.write_bytes(respaced)
+    assert module.write_swarm_file(str(path), content, check_mode=True) == (True, respaced.decode())
+    assert path.read_bytes() == respaced
+    assert module.write_swarm_file(str(path), content, check_mode=False)[0] is True and path.read_bytes() == content
+    assert sorted(p.name for p in path.parent.iterdir()) == ['webapp1.json']  # no temporary file left
+    assert module.write_swarm_file(str(path), None, check_mode=True)[0] is True and path.exists()
+    assert module.write_swarm_file(str(path), None, check_mode=False)[0] is True and not path.exists()
+    assert module.write_swarm_file(str(path), None, check_mode=False) == (False, '')
+
+
+def test_both_forms_check_their_options_in_one_place():
+    params = {'name': 'webapp1.JSON', 'state': 'present', 'credspec': None, 'domain': DOMAIN, 'account': 'WebApp1',
+              'additional_accounts': [], 'host_account_config': None, 'data_root': 'D:\\docker',
+              'discover_data_root': True, 'swarm_config_name': 'bad/name'}
+    name, config_name, content, problems = module.check_params(params)
+    assert (name, config_name) == ('webapp1', 'bad/name') and content == cs.to_bytes(cs.build_credential_spec(DOMAIN, 'WebApp1'))
+    assert [p.split(':')[0] for p in problems] == ['swarm_config_name', 'data_root and discover_data_root=true exclude each other']
+    assert module.check_params(dict(params, domain=None, data_root=None, swarm_config_name=None))[3] == [
+        'state=present needs the credential spec: give credspec, or domain and account']

@@ -1,4 +1,4 @@
-"""node_preflight's decision logic: build thresholds, verdicts and fixes (pure Python)."""
+"""node_preflight_info's decision logic: build thresholds, verdicts and fixes (pure Python)."""
 
 from __future__ import annotations
 

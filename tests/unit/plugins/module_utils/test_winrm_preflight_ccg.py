@@ -1,4 +1,4 @@
-"""node_preflight's ccg.exe plugin check (pure Python)."""
+"""node_preflight_info's ccg.exe plugin check (pure Python)."""
 
 from __future__ import annotations
 

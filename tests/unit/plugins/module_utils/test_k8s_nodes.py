@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.winkube.gmsa.plugins.module_utils.k8s.client import ApiError
-from ansible_collections.winkube.gmsa.plugins.module_utils.winrm import k8s_nodes
+from ansible_collections.winkube.gmsa.plugins.module_utils.k8s import nodes as k8s_nodes
 
 
 class FakeTransport:

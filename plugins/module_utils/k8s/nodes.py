@@ -1,7 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright: winkube.gmsa contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""What the WinRM modules ask the Kubernetes API about a Windows node (through module_utils/k8s/client)."""
+"""What the node-side modules (node_registry, node_preflight_info, node_agent) ask the Kubernetes API about a Windows
+node, through module_utils/k8s/client. Here, on the Kubernetes side, so that module_utils/winrm never imports it."""
 
 from __future__ import annotations
 
@@ -72,3 +73,27 @@ def node_info(transport, node_name):
             return {'found': False, 'name': node_name, 'labels': {}}
         raise
     return {'found': True, 'name': node_name, 'labels': (node.get('metadata') or {}).get('labels') or {}}
+
+
+def cluster_transport(module):
+    """A Kubernetes transport when the option ``cluster`` is given, else None; fails the module on errors."""
+    cluster = module.params.get('cluster')
+    if cluster is None:
+        return None
+    from ansible_collections.winkube.gmsa.plugins.module_utils.k8s.client import K8sError, connect, require_kubernetes
+    require_kubernetes(module)
+    try:
+        return connect(cluster)
+    except K8sError as exc:
+        module.fail_json(msg='cluster: %s' % exc)
+
+
+def node_name_for(module, entry, computer_name):
+    """The Kubernetes node name of a host: node_names[entry], else the host's computer name in lower case."""
+    names = module.params.get('node_names') or {}
+    name = names.get(entry)
+    if name is None:
+        name = (computer_name or '').lower() or None
+    if name is not None and not valid_node_name(name):
+        return None, '%r is not a valid Kubernetes node name; set node_names for %s' % (name, entry)
+    return name, None
