@@ -234,6 +234,7 @@ options:
     default: present
 extends_documentation_fragment:
   - winkube.gmsa.ad_connection
+  - winkube.gmsa.ad_writes
 attributes:
   check_mode:
     support: full
@@ -395,24 +396,18 @@ object_guid:
   returned: when O(name) is used
   type: str
 ldap_operations:
-  description: How many LDAP searches and writes the task made (after binding).
+  description: LDAP searches sent and writes done after binding (see the notes).
   returned: always
   type: dict
   sample: {searches: 3, writes: 1}
 created_concurrently:
-  description:
-    - Names of the accounts whose creation found the account already there (created meanwhile by another
-      run, or by a repeated add whose first answer was lost); each was read again and converged instead.
+  description: The accounts whose creation found them already there, converged instead (see the notes).
   returned: always
   type: list
   elements: str
   sample: [WebApp1]
 replanned:
-  description:
-    - Names of the gMSAs whose C(msDS-GroupMSAMembership) another writer changed between this run's read and
-      its write. The write of that value deletes exactly the value read and adds the new one in one modify,
-      so it failed instead of overwriting the other change; the gMSA was read and planned again and written
-      (at most 6 times, then the task fails and names it). Empty otherwise.
+  description: The gMSAs whose allowed principals another writer changed during this run, re-planned (see the notes).
   returned: always
   type: list
   elements: str
@@ -421,13 +416,9 @@ replanned:
 
 import re
 
-from ansible.module_utils.basic import missing_required_lib
 from ansible_collections.winkube.gmsa.plugins.module_utils.strict import AnsibleModule
 
-from ansible_collections.winkube.gmsa.plugins.module_utils.ad.connection_spec import (
-    ad_argument_spec,
-    ad_module_kwargs,
-)
+from ansible_collections.winkube.gmsa.plugins.module_utils.ad.connection_spec import ad_argument_spec, ad_module_kwargs
 from ansible_collections.winkube.gmsa.plugins.module_utils.ad import dn, engine
 from ansible_collections.winkube.gmsa.plugins.module_utils.ad import ldap_client
 from ansible_collections.winkube.gmsa.plugins.module_utils.ad import principals as principal_lookup
@@ -466,7 +457,8 @@ GMSA_OPTIONS = [row.option for row in engine.GMSA_ROWS]
 DNS_LABEL = re.compile(r'^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$')
 
 
-def argument_spec():
+def account_arguments():
+    """The module's own options: one account's options at the top and as the elements of ``accounts``."""
     item = account_options()
     item.update(name=dict(type='str', required=True), state=dict(type='str', choices=['present', 'absent']))
     spec = account_options()
@@ -475,7 +467,7 @@ def argument_spec():
         accounts=dict(type='list', elements='dict', options=item),
         state=dict(type='str', choices=['present', 'absent'], default='present'),
     )
-    return ad_argument_spec(**spec)
+    return spec
 
 
 def task_accounts(params):
@@ -720,15 +712,9 @@ class GmsaTask(Reconciler):
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=argument_spec(),
-        supports_check_mode=True,
-        mutually_exclusive=[('name', 'accounts')],
-        required_one_of=[('name', 'accounts')],
-        **ad_module_kwargs()
-    )
-    if not ldap_client.HAS_LDAP3:
-        module.fail_json(msg=missing_required_lib('ldap3'), exception=ldap_client.LDAP3_IMPORT_ERROR)
+    module = AnsibleModule(argument_spec=ad_argument_spec(**account_arguments()), supports_check_mode=True,
+                           mutually_exclusive=[('name', 'accounts')], required_one_of=[('name', 'accounts')],
+                           **ad_module_kwargs())
     GmsaTask(module).run()
 
 

@@ -74,6 +74,7 @@ options:
     default: present
 extends_documentation_fragment:
   - winkube.gmsa.ad_connection
+  - winkube.gmsa.ad_writes
 attributes:
   check_mode:
     support: full
@@ -177,39 +178,28 @@ members_added:
   elements: str
   sample: [WIN2$]
 ldap_operations:
-  description: How many LDAP searches and writes the task made (after binding).
+  description: LDAP searches sent and writes done after binding (see the notes).
   returned: always
   type: dict
   sample: {searches: 2, writes: 1}
 created_concurrently:
-  description:
-    - The group's name when its creation found the group already there (created meanwhile by another run);
-      the group was then read again and converged (members, description, grants) instead. Empty otherwise.
+  description: The group's name when its creation found it already there, converged instead (see the notes).
   returned: always
   type: list
   elements: str
   sample: [ContainerHosts]
 replanned:
-  description:
-    - Names of the gMSAs whose C(msDS-GroupMSAMembership) another writer changed between this run's read and
-      its write. The write of that value deletes exactly the value read and adds the new one in one modify,
-      so it failed instead of overwriting the other change; the gMSA was read and planned again and written
-      (at most 6 times, then the task fails and names it). Empty otherwise.
+  description: The gMSAs whose allowed principals another writer changed during this run, re-planned (see the notes).
   returned: always
   type: list
   elements: str
   sample: [WebApp1]
 """
 
-from ansible.module_utils.basic import missing_required_lib
 from ansible_collections.winkube.gmsa.plugins.module_utils.strict import AnsibleModule
 
-from ansible_collections.winkube.gmsa.plugins.module_utils.ad.connection_spec import (
-    ad_argument_spec,
-    ad_module_kwargs,
-)
+from ansible_collections.winkube.gmsa.plugins.module_utils.ad.connection_spec import ad_argument_spec, ad_module_kwargs
 from ansible_collections.winkube.gmsa.plugins.module_utils.ad import dn, engine
-from ansible_collections.winkube.gmsa.plugins.module_utils.ad import ldap_client
 from ansible_collections.winkube.gmsa.plugins.module_utils.ad import principals as principal_lookup
 from ansible_collections.winkube.gmsa.plugins.module_utils.ad.reconciler import GrantingReconciler, ObjectType
 
@@ -289,23 +279,17 @@ class HostGroupTask(GrantingReconciler):
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=ad_argument_spec(
-            name=dict(type='str', required=True),
-            sam_account_name=dict(type='str'),
-            path=dict(type='str'),
-            scope=dict(type='str', choices=['domainlocal', 'global', 'universal']),
-            description=dict(type='str'),
-            members=dict(type='list', elements='str'),
-            members_mode=dict(type='str', choices=['add', 'remove', 'set'], default='add'),
-            gmsas=dict(type='list', elements='str'),
-            state=dict(type='str', choices=['present', 'absent'], default='present'),
-        ),
-        supports_check_mode=True,
-        **ad_module_kwargs()
-    )
-    if not ldap_client.HAS_LDAP3:
-        module.fail_json(msg=missing_required_lib('ldap3'), exception=ldap_client.LDAP3_IMPORT_ERROR)
+    module = AnsibleModule(argument_spec=ad_argument_spec(
+        name=dict(type='str', required=True),
+        sam_account_name=dict(type='str'),
+        path=dict(type='str'),
+        scope=dict(type='str', choices=['domainlocal', 'global', 'universal']),
+        description=dict(type='str'),
+        members=dict(type='list', elements='str'),
+        members_mode=dict(type='str', choices=['add', 'remove', 'set'], default='add'),
+        gmsas=dict(type='list', elements='str'),
+        state=dict(type='str', choices=['present', 'absent'], default='present'),
+    ), supports_check_mode=True, **ad_module_kwargs())
     HostGroupTask(module).run()
 
 

@@ -137,6 +137,7 @@ options:
     default: present
 extends_documentation_fragment:
   - winkube.gmsa.ad_connection
+  - winkube.gmsa.ad_writes
 attributes:
   check_mode:
     support: full
@@ -283,30 +284,22 @@ kubernetes_secret:
   type: dict
   sample: {namespace: gmsa-system, name: ccg-nodes, action: created}
 ldap_operations:
-  description: How many LDAP searches and writes the task made (after binding).
+  description: LDAP searches sent and writes done after binding (see the notes).
   returned: always
   type: dict
   sample: {searches: 1, writes: 2}
 replanned:
-  description:
-    - Names of the gMSAs whose C(msDS-GroupMSAMembership) another writer changed between this run's read and
-      its write. The write of that value deletes exactly the value read and adds the new one in one modify,
-      so it failed instead of overwriting the other change; the gMSA was read and planned again and written
-      (at most 6 times, then the task fails and names it). Empty otherwise.
+  description: The gMSAs whose allowed principals another writer changed during this run, re-planned (see the notes).
   returned: always
   type: list
   elements: str
   sample: [WebApp1]
 """
 
-from ansible.module_utils.basic import missing_required_lib
 from ansible_collections.winkube.gmsa.plugins.module_utils.strict import AnsibleModule
 
+from ansible_collections.winkube.gmsa.plugins.module_utils.ad.connection_spec import ad_argument_spec, ad_module_kwargs
 from ansible_collections.winkube.gmsa.plugins.module_utils.secrets import mask_structured_secrets
-from ansible_collections.winkube.gmsa.plugins.module_utils.ad.connection_spec import (
-    ad_argument_spec,
-    ad_module_kwargs,
-)
 from ansible_collections.winkube.gmsa.plugins.module_utils.ad import engine
 from ansible_collections.winkube.gmsa.plugins.module_utils.ad import ldap_client
 from ansible_collections.winkube.gmsa.plugins.module_utils.ad.reconciler import GrantingReconciler, ObjectType
@@ -332,6 +325,7 @@ class PortableIdentityTask(GrantingReconciler):
     adopt = False  # a user created meanwhile by another run has a password this run cannot know
 
     def __init__(self, module):
+        mask_structured_secrets(module)  # the kubeconfig inside kubernetes_secret: only its secrets are masked
         super(PortableIdentityTask, self).__init__(module)
         self.password = None
         self.generated = False
@@ -512,28 +506,21 @@ class PortableIdentityTask(GrantingReconciler):
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=ad_argument_spec(
-            name=dict(type='str', required=True),
-            sam_account_name=dict(type='str'),
-            path=dict(type='str'),
-            description=dict(type='str'),
-            enabled=dict(type='bool'),
-            password_never_expires=dict(type='bool', no_log=False),
-            identity_password=dict(type='str', no_log=True),
-            update_password=dict(type='str', choices=['on_create', 'always'], default='on_create', no_log=False),
-            password_length=dict(type='int', default=32, no_log=False),
-            user_principal_name=dict(type='str'),
-            gmsas=dict(type='list', elements='str'),
-            kubernetes_secret=dict(type='dict', options=secret_options(), no_log=False),
-            state=dict(type='str', choices=['present', 'absent'], default='present'),
-        ),
-        supports_check_mode=True,
-        **ad_module_kwargs()
-    )
-    mask_structured_secrets(module)
-    if not ldap_client.HAS_LDAP3:
-        module.fail_json(msg=missing_required_lib('ldap3'), exception=ldap_client.LDAP3_IMPORT_ERROR)
+    module = AnsibleModule(argument_spec=ad_argument_spec(
+        name=dict(type='str', required=True),
+        sam_account_name=dict(type='str'),
+        path=dict(type='str'),
+        description=dict(type='str'),
+        enabled=dict(type='bool'),
+        password_never_expires=dict(type='bool', no_log=False),
+        identity_password=dict(type='str', no_log=True),
+        update_password=dict(type='str', choices=['on_create', 'always'], default='on_create', no_log=False),
+        password_length=dict(type='int', default=32, no_log=False),
+        user_principal_name=dict(type='str'),
+        gmsas=dict(type='list', elements='str'),
+        kubernetes_secret=dict(type='dict', options=secret_options(), no_log=False),
+        state=dict(type='str', choices=['present', 'absent'], default='present'),
+    ), supports_check_mode=True, **ad_module_kwargs())
     PortableIdentityTask(module).run()
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 from ansible_collections.winkube.gmsa.plugins.module_utils.ad.dn import parent_dn
 
 
-
 class ADError(Exception):
     """An LDAP operation failed. ``code`` is the LDAP result code, ``dn`` the object concerned."""
 

@@ -23,7 +23,9 @@ plan, labels_plan (the same plan with principals by name, only with --diff), cha
 
 from __future__ import annotations
 
-from ansible_collections.winkube.gmsa.plugins.module_utils.ad import backend, engine
+from ansible.module_utils.basic import missing_required_lib
+
+from ansible_collections.winkube.gmsa.plugins.module_utils.ad import backend, engine, ldap_client
 from ansible_collections.winkube.gmsa.plugins.module_utils.ad import principals as principal_lookup
 from ansible_collections.winkube.gmsa.plugins.module_utils.ad.dn import normalize_dn
 from ansible_collections.winkube.gmsa.plugins.module_utils.ad.entry import escape_filter_value, escape_rdn_value
@@ -257,6 +259,8 @@ class Reconciler:
 
     # -- the run ---------------------------------------------------------------------------------------------
     def run(self):
+        if not ldap_client.HAS_LDAP3:
+            self.module.fail_json(msg=missing_required_lib('ldap3'), exception=ldap_client.LDAP3_IMPORT_ERROR)
         self.validate()
         self.raise_errors()
         self.directory = CountingDirectory(backend.connect(self.module))
