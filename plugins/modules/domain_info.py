@@ -143,7 +143,7 @@ from ansible_collections.winkube.gmsa.plugins.module_utils.ad.connection_spec im
     ad_module_kwargs,
 )
 from ansible_collections.winkube.gmsa.plugins.module_utils.ad.backend import connect
-from ansible_collections.winkube.gmsa.plugins.module_utils.ad.ldap_client import ADError
+from ansible_collections.winkube.gmsa.plugins.module_utils.ad.errors import ADError
 from ansible_collections.winkube.gmsa.plugins.module_utils.ad import kds
 
 LEVEL_NAMES = {0: '2000', 1: '2003 interim', 2: '2003', 3: '2008', 4: '2008 R2', 5: '2012', 6: '2012 R2',

@@ -46,6 +46,7 @@ options:
       dns_host_name:
         description: See O(dns_host_name).
         type: str
+        aliases: [dns_hostname]
       description:
         description: See O(description).
         type: str
@@ -58,7 +59,7 @@ options:
       service_principal_names:
         description: See O(service_principal_names).
         type: dict
-        aliases: [spns]
+        aliases: [spn, spns]
         suboptions:
           add:
             description: SPNs to add.
@@ -129,7 +130,9 @@ options:
       - The C(dNSHostName) of the gMSA.
       - Defaults to C(<name>.<domain DNS name>) when the account is created; an existing account's value
         is only changed when this option is given.
+      - The alias O(dns_hostname) is the name microsoft.ad.service_account uses for the same value.
     type: str
+    aliases: [dns_hostname]
   description:
     description:
       - The C(description) of the account. An empty string removes it.
@@ -152,8 +155,9 @@ options:
       - Containers register no SPNs themselves; add C(host/) and C(HTTP/) names for each name clients use.
       - An SPN already registered on another account makes the task fail before anything is written.
       - Use O(service_principal_names.set) with an empty list to remove all.
+      - The aliases O(spn) and O(spns) are the names microsoft.ad.service_account uses for the same value.
     type: dict
-    aliases: [spns]
+    aliases: [spn, spns]
     suboptions:
       add:
         description: SPNs to add; existing SPNs not listed are kept.
@@ -232,6 +236,7 @@ extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.actiongroups
   - winkube.gmsa.ad_connection
+  - winkube.gmsa.ad_writes
 attributes:
   action_group:
     support: full
@@ -398,24 +403,18 @@ object_guid:
   returned: when O(name) is used
   type: str
 ldap_operations:
-  description: How many LDAP searches and writes the task made (after binding).
+  description: LDAP searches sent and writes done after binding (see the notes).
   returned: always
   type: dict
   sample: {searches: 3, writes: 1}
 created_concurrently:
-  description:
-    - Names of the accounts whose creation found the account already there (created meanwhile by another
-      run, or by a repeated add whose first answer was lost); each was read again and converged instead.
+  description: The accounts whose creation found them already there, converged instead (see the notes).
   returned: always
   type: list
   elements: str
   sample: [WebApp1]
 replanned:
-  description:
-    - Names of the gMSAs whose C(msDS-GroupMSAMembership) another writer changed between this run's read and
-      its write. The write of that value deletes exactly the value read and adds the new one in one modify,
-      so it failed instead of overwriting the other change; the gMSA was read and planned again and written
-      (at most 6 times, then the task fails and names it). Empty otherwise.
+  description: The gMSAs whose allowed principals another writer changed during this run, re-planned (see the notes).
   returned: always
   type: list
   elements: str
@@ -424,16 +423,13 @@ replanned:
 
 import re
 
-from ansible.module_utils.basic import missing_required_lib
 from ansible_collections.winkube.gmsa.plugins.module_utils.strict import AnsibleModule
 
-from ansible_collections.winkube.gmsa.plugins.module_utils.ad.connection_spec import (
-    ad_argument_spec,
-    ad_module_kwargs,
-)
-from ansible_collections.winkube.gmsa.plugins.module_utils.ad import backend, dn, engine
+from ansible_collections.winkube.gmsa.plugins.module_utils.ad.connection_spec import ad_argument_spec, ad_module_kwargs
+from ansible_collections.winkube.gmsa.plugins.module_utils.ad import dn, engine
 from ansible_collections.winkube.gmsa.plugins.module_utils.ad import ldap_client
 from ansible_collections.winkube.gmsa.plugins.module_utils.ad import principals as principal_lookup
+from ansible_collections.winkube.gmsa.plugins.module_utils.ad.reconciler import GMSA, Reconciler
 
 LIST_STR = dict(type='dict', options=dict(
     add=dict(type='list', elements='str'),
@@ -451,11 +447,11 @@ LIST_ENC = dict(type='dict', options=dict(
 def account_options():
     return dict(
         sam_account_name=dict(type='str'),
-        dns_host_name=dict(type='str'),
+        dns_host_name=dict(type='str', aliases=['dns_hostname']),  # aliases: microsoft.ad.service_account's names
         description=dict(type='str'),
         path=dict(type='str'),
         enabled=dict(type='bool'),
-        service_principal_names=dict(LIST_STR, aliases=['spns']),
+        service_principal_names=dict(LIST_STR, aliases=['spn', 'spns']),
         allowed_to_retrieve_password=dict(LIST_STR, aliases=['principals_allowed_to_retrieve_managed_password'],
                                           no_log=False),
         kerberos_encryption_types=dict(LIST_ENC),
@@ -464,10 +460,12 @@ def account_options():
 
 
 ACCOUNT_KEYS = ('name', 'state') + tuple(account_options())
+GMSA_OPTIONS = [row.option for row in engine.GMSA_ROWS]
 DNS_LABEL = re.compile(r'^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$')
 
 
-def argument_spec():
+def account_arguments():
+    """The module's own options: one account's options at the top and as the elements of ``accounts``."""
     item = account_options()
     item.update(name=dict(type='str', required=True), state=dict(type='str', choices=['present', 'absent']))
     spec = account_options()
@@ -476,7 +474,7 @@ def argument_spec():
         accounts=dict(type='list', elements='dict', options=item),
         state=dict(type='str', choices=['present', 'absent'], default='present'),
     )
-    return ad_argument_spec(**spec)
+    return spec
 
 
 def task_accounts(params):
@@ -493,22 +491,13 @@ def task_accounts(params):
     return out
 
 
-class GmsaTask:
-    """Everything one run of the module does, in the order: validate, read, plan, check, write."""
+class GmsaTask(Reconciler):
+    """The gMSAs of one task (rows: engine.GMSA_ROWS); the loop is reconciler.Reconciler's. Hooks: name and DNS
+    checks, one search for every account, principal lookup, unique SPNs, and the result per account."""
 
     def __init__(self, module):
-        self.module = module
+        super(GmsaTask, self).__init__(module)
         self.accounts = task_accounts(module.params)
-        self.errors = []
-        self.searches = 0
-        self.writes = 0
-        self.directory = None
-        self.created_concurrently = []
-        self.replanned = []
-
-    def fail(self, msg, **kwargs):
-        kwargs.setdefault('ldap_operations', dict(searches=self.searches, writes=self.writes))
-        self.module.fail_json(msg=msg, **kwargs)
 
     # -- 1. validation without the directory -------------------------------------------------------
     def validate(self):
@@ -523,19 +512,20 @@ class GmsaTask:
             acct['sam'] = engine.sam_for(name, acct['sam_account_name'])
             for key, seen in ((name.lower(), seen_names), (acct['sam'].lower(), seen_sams)):
                 if key in seen:
-                    self.errors.append(('accounts', '%s appears twice in the task' % label))
+                    self.error('accounts', '%s appears twice in the task' % label)
                 seen[key] = True
             if acct['state'] == 'absent':
                 continue
             desired = self.desired_raw(acct)
             for option, message in engine.validate(engine.GMSA_ROWS, desired):
-                self.errors.append((option, '%s: %s: %s' % (label, option, message)))
-            for option in ('allowed_to_retrieve_password',):
-                for _opt, value in engine.principal_names(engine.GMSA_ROWS, {option: desired.get(option)}):
-                    try:
-                        principal_lookup.classify(value)
-                    except ValueError as exc:
-                        self.errors.append((option, '%s: %s: %r %s' % (label, option, value, exc)))
+                self.error(option, '%s: %s: %s' % (label, option, message))
+            for _opt, value in engine.principal_names(engine.GMSA_ROWS, {'allowed_to_retrieve_password':
+                                                                         desired.get('allowed_to_retrieve_password')}):
+                try:
+                    principal_lookup.classify(value)
+                except ValueError as exc:
+                    self.error('allowed_to_retrieve_password', '%s: allowed_to_retrieve_password: %r %s'
+                               % (label, value, exc))
             enc = acct['kerberos_encryption_types'] or {}
             weak = sorted(set(t for k in ('add', 'set') for t in (enc.get(k) or [])
                               if t in engine.WEAK_ENCRYPTION_TYPES))
@@ -544,38 +534,19 @@ class GmsaTask:
                                  % (label, ', '.join(weak)))
             dns = acct['dns_host_name']
             if dns is not None and (len(dns) > 255 or not all(DNS_LABEL.match(label) for label in dns.split('.'))):
-                self.errors.append(('dns_host_name', '%s: dns_host_name %r is not a valid DNS host name (labels of '
-                                    'letters, digits and hyphens, at most 63 characters each, separated by dots)'
-                                    % (label, dns)))
+                self.error('dns_host_name', '%s: dns_host_name %r is not a valid DNS host name (labels of letters, '
+                           'digits and hyphens, at most 63 characters each, separated by dots)' % (label, dns))
             if acct['path'] is not None and ('\x00' in acct['path'] or '=' not in acct['path']):
-                self.errors.append(('path', '%s: path %r is not a distinguished name' % (label, acct['path'])))
-        self.raise_errors()
-
-    def raise_errors(self):
-        if self.errors:
-            options = sorted(set(option for option, _msg in self.errors))
-            self.fail('; '.join(msg for _option, msg in self.errors) + ' (nothing was changed)',
-                      failed_options=options)
+                self.error('path', '%s: path %r is not a distinguished name' % (label, acct['path']))
 
     @staticmethod
     def desired_raw(acct):
-        return {
-            'sam_account_name': acct.get('sam'),
-            'dns_host_name': acct['dns_host_name'],
-            'description': acct['description'],
-            'service_principal_names': acct['service_principal_names'],
-            'allowed_to_retrieve_password': acct['allowed_to_retrieve_password'],
-            'kerberos_encryption_types': acct['kerberos_encryption_types'],
-            'managed_password_interval_days': acct['managed_password_interval_days'],
-            'enabled': acct['enabled'],
-        }
+        desired = {option: acct[option] for option in GMSA_OPTIONS}
+        desired['sam_account_name'] = acct.get('sam')
+        return desired
 
-    # -- 2. read ------------------------------------------------------------------------------------
-    def search(self, base, ldap_filter, attributes):
-        self.searches += 1
-        return self.directory.search(base, ldap_filter, attributes)
-
-    def read_accounts(self):
+    # -- 2. read: one search for every account -------------------------------------------------------
+    def read(self):
         base = self.directory.base_dn
         default_path = 'CN=Managed Service Accounts,%s' % base
         for acct in self.accounts:
@@ -583,29 +554,27 @@ class GmsaTask:
         ldap_filter = engine.gmsa_filter(ldap_client.escape_filter_value,
                                          names=[a['name'] for a in self.accounts],
                                          sams=[a['sam'] for a in self.accounts])
-        entries = self.search(base, ldap_filter, engine.GMSA_READ_ATTRIBUTES)
+        entries = self.directory.search(base, ldap_filter, GMSA.read_attributes)
         for acct in self.accounts:
             entry = engine.find_account(entries, acct['name'], acct['sam'], acct['path'])
-            if entry is not None and not engine.is_gmsa(entry):
-                self.errors.append(('name', 'account %r: %s (sAMAccountName %s) exists but is not a gMSA; choose '
-                                    'another name or sam_account_name' % (acct['name'], entry.dn,
-                                                                          entry.get('sAMAccountName'))))
+            if entry is not None and not GMSA.matches(entry):
+                self.error('name', 'account %r: %s (sAMAccountName %s) exists but is not a gMSA; choose another name '
+                           'or sam_account_name' % (acct['name'], entry.dn, entry.get('sAMAccountName')))
                 entry = None
-            acct['entry'] = entry
-            acct['dn'] = entry.dn if entry is not None else 'CN=%s,%s' % (
-                ldap_client.escape_rdn_value(acct['name']), acct['path'])
             if entry is not None and acct['state'] == 'present' and \
                     dn.normalize_dn(dn.parent_dn(entry.dn)) != dn.normalize_dn(acct['path']) and \
                     acct['path'] != default_path:
                 self.module.warn('account %r exists at %s, outside path %s; it is not moved'
                                  % (acct['name'], entry.dn, acct['path']))
-        self.raise_errors()
+            options = dict((key, value) for key, value in acct.items() if key not in ('name', 'state'))
+            self.targets.append(self.target(GMSA, acct['name'], acct['state'], entry=entry,
+                                            dn=self.new_dn(acct['name'], acct['path']), **options))
 
-    # -- 3. plan ------------------------------------------------------------------------------------
+    # -- 3. plan: one lookup for every principal ----------------------------------------------------------
     def plan(self):
         requests = []
         current_sids = []
-        for acct in self.accounts:
+        for acct in self.targets:
             if acct['state'] != 'present':
                 continue
             acct['desired'] = self.desired_raw(acct)
@@ -616,42 +585,31 @@ class GmsaTask:
                 except engine.PlanError as exc:
                     self.fail('account %r: %s' % (acct['name'], exc))
                 current_sids += current['allowed_to_retrieve_password'] or []
-        try:
-            self.resolution = principal_lookup.resolve(self.directory, requests, sids=sorted(set(current_sids)))
-        except principal_lookup.PrincipalError as exc:
-            self.fail('%s (nothing was changed)' % exc, failed_options=sorted(set(p[0] for p in exc.problems)))
-        self.searches += self.resolution.searches
+        self.resolve(requests, sids=sorted(set(current_sids)))
         labels = self.resolution.sid_labels()
-        for acct in self.accounts:
-            entry = acct['entry']
+        for acct in self.targets:
             if acct['state'] == 'absent':
-                acct['plan'] = None
-                acct['changed'] = entry is not None
+                acct['changed'] = acct['entry'] is not None
                 continue
             desired = dict(acct['desired'])
-            if entry is None and desired['dns_host_name'] is None:
+            if acct['entry'] is None and desired['dns_host_name'] is None:
                 if not DNS_LABEL.match(acct['name']):
-                    self.errors.append(('dns_host_name', 'account %r: the name is not a valid DNS label, so '
-                                        'dns_host_name has no default; set dns_host_name' % acct['name']))
+                    self.error('dns_host_name', 'account %r: the name is not a valid DNS label, so dns_host_name has '
+                               'no default; set dns_host_name' % acct['name'])
                     continue
                 desired['dns_host_name'] = '%s.%s' % (acct['name'], self.directory.dns_domain)
-            desired = engine.resolve_principals(engine.GMSA_ROWS, desired, self.resolution.sid)
-            acct['resolved'] = desired
+            acct['labels'] = labels
             try:
-                acct['plan'] = engine.plan(engine.GMSA_ROWS, desired, entry)
-                if self.module._diff:  # the same plan with principals by name, only for --diff
-                    acct['labels_plan'] = engine.plan(engine.GMSA_ROWS, desired, entry, labels=labels)
+                self.plan_target(acct, desired=engine.resolve_principals(engine.GMSA_ROWS, desired,
+                                                                         self.resolution.sid))
             except engine.PlanError as exc:
-                self.errors.append((exc.option or 'name', 'account %r: %s' % (acct['name'], exc)))
-                continue
-            acct['changed'] = acct['plan'].changed
-        self.raise_errors()
+                self.error(exc.option or 'name', 'account %r: %s' % (acct['name'], exc))
 
-    def check_spns(self):
+    def check(self):
         """New SPNs must not be registered on any other object (one search for all of them)."""
         added = {}
-        for acct in self.accounts:
-            plan = acct.get('plan')
+        for acct in self.targets:
+            plan = acct['plan']
             if plan is None or 'service_principal_names' not in plan.changed_options:
                 continue
             before = set(s.lower() for s in plan.before.get('service_principal_names') or [])
@@ -660,116 +618,65 @@ class GmsaTask:
                     continue
                 other = added.get(spn.lower())
                 if other is not None and other is not acct:
-                    self.errors.append(('service_principal_names', 'SPN %s is asked for both %r and %r; an SPN must '
-                                        'be unique' % (spn, other['name'], acct['name'])))
+                    self.error('service_principal_names', 'SPN %s is asked for both %r and %r; an SPN must be '
+                               'unique' % (spn, other['name'], acct['name']))
                 added[spn.lower()] = acct
         if not added:
             return
         ldap_filter = '(|%s)' % ''.join('(servicePrincipalName=%s)' % ldap_client.escape_filter_value(spn)
                                         for spn in sorted(added))
-        for entry in self.search(self.directory.base_dn, ldap_filter, ['servicePrincipalName', 'sAMAccountName']):
+        for entry in self.directory.search(self.directory.base_dn, ldap_filter,
+                                           ['servicePrincipalName', 'sAMAccountName']):
             for spn in entry.values('servicePrincipalName'):
                 acct = added.get(spn.lower())
                 if acct is not None and dn.normalize_dn(entry.dn) != dn.normalize_dn(acct['dn']):
-                    self.errors.append(('service_principal_names', 'account %r: service_principal_names: %s is '
-                                        'already registered on %s (%s); an SPN must be unique in the domain'
-                                        % (acct['name'], spn, entry.dn, entry.get('sAMAccountName'))))
-        self.raise_errors()
+                    self.error('service_principal_names', 'account %r: service_principal_names: %s is already '
+                               'registered on %s (%s); an SPN must be unique in the domain'
+                               % (acct['name'], spn, entry.dn, entry.get('sAMAccountName')))
 
     # -- 4. write -------------------------------------------------------------------------------------
     def write(self):
         created = []
-        for acct in self.accounts:
-            if not acct['changed'] or self.module.check_mode:
+        for acct in self.targets:
+            if not acct['changed']:
                 continue
             try:
-                if acct['state'] == 'absent':
-                    self.directory.delete(acct['dn'])
-                elif acct['entry'] is None:
-                    try:
-                        self.directory.add(acct['dn'], engine.GMSA_OBJECT_CLASS, acct['plan'].create)
+                if acct['state'] == 'present' and acct['entry'] is None:
+                    if self.create(acct):
                         created.append(acct)
-                    except ldap_client.ADAlreadyExists:
-                        if not self.adopt(acct):
-                            raise
-                        self.created_concurrently.append(acct['name'])
-                        continue
                 else:
-                    self.modify(acct)
+                    self.write_target(acct)
             except ldap_client.ADError as exc:
-                done = [a['name'] for a in self.accounts if a.get('written')]
+                done = [a['name'] for a in self.targets if a.get('written')]
                 hint = ''
                 if 'root key' in str(exc).lower():
                     hint = ('; the domain has no usable KDS root key: create one (winkube.gmsa.kds_root_key) and, on '
                             'a multi-DC domain, wait for it to replicate')
                 self.fail('account %r: %s%s%s' % (acct['name'], exc, hint, '; already done: %s (a rerun completes '
                                                   'the rest)' % ', '.join(done) if done else ''))
-            self.writes += 1
             acct['written'] = True
-        if created:
+        if created:  # the SIDs and GUIDs of the new accounts, one search for all
             ldap_filter = '(|%s)' % ''.join('(sAMAccountName=%s)' % ldap_client.escape_filter_value(a['sam'])
                                             for a in created)
             found = {e.get('sAMAccountName', '').lower(): e
-                     for e in self.search(self.directory.base_dn, ldap_filter,
-                                          ['objectSid', 'objectGUID', 'sAMAccountName'])}
+                     for e in self.directory.search(self.directory.base_dn, ldap_filter,
+                                                    ['objectSid', 'objectGUID', 'sAMAccountName'])}
             for acct in created:
                 entry = found.get(acct['sam'].lower())
                 if entry is not None:
                     acct['sid'], acct['guid'], acct['dn'] = entry.sid(), entry.guid(), entry.dn
 
-    def adopt(self, acct):
-        """The add found the account already there: another run (or a retried add whose first answer was
-        lost) created it since we read. Read it again and make it match like any existing account; False
-        when what is there is not this gMSA (the caller then reports the original error)."""
-        ldap_filter = engine.gmsa_filter(ldap_client.escape_filter_value, names=[acct['name']], sams=[acct['sam']])
-        entry = engine.find_account(self.search(self.directory.base_dn, ldap_filter, engine.GMSA_READ_ATTRIBUTES),
-                                    acct['name'], acct['sam'], acct['path'])
-        if entry is None or not engine.is_gmsa(entry) or \
-                dn.normalize_dn(entry.dn) != dn.normalize_dn(acct['dn']):
-            return False
-        desired = acct['resolved']
-        acct['plan'] = engine.plan(engine.GMSA_ROWS, desired, entry)
-        if self.module._diff:
-            acct['labels_plan'] = engine.plan(engine.GMSA_ROWS, desired, entry, labels=self.resolution.sid_labels())
-        acct['entry'] = entry
-        acct['changed'] = acct['plan'].changed
-        if acct['plan'].changes:
-            self.modify(acct)
-            self.writes += 1
-        acct['written'] = True
-        return True
-
-    def modify(self, acct):
-        """One modify of an existing account; when another run changed its allowed principals since we read them,
-        read it again and plan it again (engine.modify_guarded), so neither run's grant is lost."""
-        def replan():
-            ldap_filter = engine.gmsa_filter(ldap_client.escape_filter_value, names=[acct['name']], sams=[acct['sam']])
-            entry = engine.find_account(self.search(self.directory.base_dn, ldap_filter, engine.GMSA_READ_ATTRIBUTES),
-                                        acct['name'], acct['sam'], acct['path'])
-            if entry is None or dn.normalize_dn(entry.dn) != dn.normalize_dn(acct['entry'].dn):
-                return None
-            acct['entry'] = entry
-            acct['plan'] = engine.plan(engine.GMSA_ROWS, acct['resolved'], entry)
-            if self.module._diff:
-                acct['labels_plan'] = engine.plan(engine.GMSA_ROWS, acct['resolved'], entry,
-                                                  labels=self.resolution.sid_labels())
-            return acct['plan']
-
-        written, replans = engine.modify_guarded(self.directory, acct['entry'].dn, acct['plan'], replan)
-        if replans:
-            self.replanned.append(acct['name'])
-        if written is None:  # the other writer already made every change this account needed
-            acct['changed'] = False
+    def write_failed(self, exc):
+        self.fail(str(exc))
 
     # -- 5. report ------------------------------------------------------------------------------------
-    def result(self, acct):
+    def account_result(self, acct):
         entry = acct['entry']
         out = dict(name=acct['name'], state=acct['state'], changed=acct['changed'], distinguished_name=acct['dn'])
         if acct['state'] == 'absent':
             out.update(sid=None, object_guid=None)
             return out
-        plan = acct['plan']
-        after = dict(plan.after)
+        after = dict(acct['plan'].after)
         out.update(sid=entry.sid() if entry is not None else acct.get('sid'),
                    object_guid=entry.guid() if entry is not None else acct.get('guid'))
         after['allowed_to_retrieve_password'] = [self.resolution.describe_sid(s)
@@ -777,9 +684,18 @@ class GmsaTask:
         out.update(after)
         return out
 
+    def result(self):
+        results = [self.account_result(a) for a in self.targets]
+        out = dict(changed=any(a['changed'] for a in self.targets), accounts=results,
+                   created_concurrently=self.created_concurrently)
+        if self.params.get('name') is not None:
+            out.update(distinguished_name=results[0]['distinguished_name'], sid=results[0]['sid'],
+                       object_guid=results[0]['object_guid'])
+        return out
+
     def diff(self):
         before, after = {}, {}
-        for acct in self.accounts:
+        for acct in self.targets:
             name = acct['name']
             if acct['state'] == 'absent':
                 before[name] = engine.gmsa_facts(acct['entry']) if acct['entry'] is not None else {'state': 'absent'}
@@ -799,39 +715,13 @@ class GmsaTask:
         if not self.accounts:  # accounts: [] manages nothing (e.g. an empty inventory list)
             self.module.exit_json(changed=False, accounts=[], ldap_operations=dict(searches=0, writes=0),
                                   created_concurrently=[], replanned=[])
-        self.validate()
-        self.directory = backend.connect(self.module)
-        try:
-            self.read_accounts()
-            self.plan()
-            self.check_spns()
-            self.write()
-        except ldap_client.ADError as exc:
-            self.fail(str(exc))
-        finally:
-            self.directory.close()
-        results = [self.result(a) for a in self.accounts]
-        out = dict(changed=any(a['changed'] for a in self.accounts), accounts=results,
-                   ldap_operations=dict(searches=self.searches, writes=self.writes),
-                   created_concurrently=self.created_concurrently, replanned=self.replanned)
-        if self.module.params.get('name') is not None:
-            out.update(distinguished_name=results[0]['distinguished_name'], sid=results[0]['sid'],
-                       object_guid=results[0]['object_guid'])
-        if self.module._diff:
-            out['diff'] = self.diff()
-        self.module.exit_json(**out)
+        super(GmsaTask, self).run()
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=argument_spec(),
-        supports_check_mode=True,
-        mutually_exclusive=[('name', 'accounts')],
-        required_one_of=[('name', 'accounts')],
-        **ad_module_kwargs()
-    )
-    if not ldap_client.HAS_LDAP3:
-        module.fail_json(msg=missing_required_lib('ldap3'), exception=ldap_client.LDAP3_IMPORT_ERROR)
+    module = AnsibleModule(argument_spec=ad_argument_spec(**account_arguments()), supports_check_mode=True,
+                           mutually_exclusive=[('name', 'accounts')], required_one_of=[('name', 'accounts')],
+                           **ad_module_kwargs())
     GmsaTask(module).run()
 
 

@@ -181,7 +181,7 @@ from ansible_collections.winkube.gmsa.plugins.module_utils.ad.connection_spec im
     ad_module_kwargs,
 )
 from ansible_collections.winkube.gmsa.plugins.module_utils.ad.backend import connect
-from ansible_collections.winkube.gmsa.plugins.module_utils.ad.ldap_client import ADError
+from ansible_collections.winkube.gmsa.plugins.module_utils.ad.errors import ADError
 from ansible_collections.winkube.gmsa.plugins.module_utils.ad import kds
 
 

@@ -139,6 +139,7 @@ extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.actiongroups
   - winkube.gmsa.ad_connection
+  - winkube.gmsa.ad_writes
 attributes:
   action_group:
     support: full
@@ -290,65 +291,58 @@ kubernetes_secret:
   type: dict
   sample: {namespace: gmsa-system, name: ccg-nodes, action: created}
 ldap_operations:
-  description: How many LDAP searches and writes the task made (after binding).
+  description: LDAP searches sent and writes done after binding (see the notes).
   returned: always
   type: dict
   sample: {searches: 1, writes: 2}
 replanned:
-  description:
-    - Names of the gMSAs whose C(msDS-GroupMSAMembership) another writer changed between this run's read and
-      its write. The write of that value deletes exactly the value read and adds the new one in one modify,
-      so it failed instead of overwriting the other change; the gMSA was read and planned again and written
-      (at most 6 times, then the task fails and names it). Empty otherwise.
+  description: The gMSAs whose allowed principals another writer changed during this run, re-planned (see the notes).
   returned: always
   type: list
   elements: str
   sample: [WebApp1]
 """
 
-import base64
-
-from ansible.module_utils.basic import missing_required_lib
 from ansible_collections.winkube.gmsa.plugins.module_utils.strict import AnsibleModule
 
+from ansible_collections.winkube.gmsa.plugins.module_utils.ad.connection_spec import ad_argument_spec, ad_module_kwargs
 from ansible_collections.winkube.gmsa.plugins.module_utils.secrets import mask_structured_secrets
-from ansible_collections.winkube.gmsa.plugins.module_utils.ad.connection_spec import (
-    ad_argument_spec,
-    ad_module_kwargs,
-)
-from ansible_collections.winkube.gmsa.plugins.module_utils.ad import backend, engine
-from ansible_collections.winkube.gmsa.plugins.module_utils.k8s.connection_spec import K8S_CONNECTION_SPEC
+from ansible_collections.winkube.gmsa.plugins.module_utils.ad import engine
 from ansible_collections.winkube.gmsa.plugins.module_utils.ad import ldap_client
-from ansible_collections.winkube.gmsa.plugins.module_utils.ad import principals as principal_lookup
+from ansible_collections.winkube.gmsa.plugins.module_utils.ad.reconciler import GrantingReconciler, ObjectType
 from ansible_collections.winkube.gmsa.plugins.module_utils.models import portable_identity as model
-from ansible_collections.winkube.gmsa.plugins.module_utils.models.names import MANAGED_BY, MANAGED_BY_LABEL
+from ansible_collections.winkube.gmsa.plugins.module_utils.portable_secret import (
+    SecretStore,
+    secret_errors,
+    secret_options,
+)
 
-USER_ATTRIBUTES = ['cn', 'objectClass', 'objectSid', 'objectGUID', 'sAMAccountName', 'userPrincipalName',
-                   'description', 'userAccountControl', 'msDS-GroupMSAMembership']
-NEW_USER_SID = 'S-1-0-0'  # placeholder SID of a user that check mode would create
-K8S_KEYS = ('kubeconfig', 'context', 'host', 'api_key', 'ca_cert', 'client_cert', 'client_key', 'validate_certs')
+USER = ObjectType('user account', engine.USER_ROWS, engine.USER_OBJECT_CLASS, classes=['user'],
+                  not_classes=['computer'], read_attributes=[
+                      'cn', 'objectClass', 'objectSid', 'objectGUID', 'sAMAccountName', 'userPrincipalName',
+                      'description', 'userAccountControl', 'msDS-GroupMSAMembership'])
 
 
-class PortableIdentityTask:
+class PortableIdentityTask(GrantingReconciler):
+    """The user (rows: engine.USER_ROWS), its password, its grants and the Secret; the AD loop is
+    reconciler.GrantingReconciler's, the Secret is module_utils/portable_secret.py."""
+
+    object_type = USER
+    result_key = 'user'
+    adopt = False  # a user created meanwhile by another run has a password this run cannot know
+
     def __init__(self, module):
-        self.module = module
-        self.params = module.params
-        self.searches = 0
-        self.writes = 0
-        self.directory = None
-        self.errors = []
+        mask_structured_secrets(module)  # the kubeconfig inside kubernetes_secret: only its secrets are masked
+        super(PortableIdentityTask, self).__init__(module)
         self.password = None
         self.generated = False
+        self.set_password = False
+        self.password_written = False
+        self.creds = None
         self.secret_result = None
-
-    def fail(self, msg, **kwargs):
-        kwargs.setdefault('ldap_operations', dict(searches=self.searches, writes=self.writes))
-        self.module.fail_json(msg=msg, **kwargs)
-
-    def raise_errors(self):
-        if self.errors:
-            self.fail('; '.join(m for _o, m in self.errors) + ' (nothing was changed)',
-                      failed_options=sorted(set(o for o, _m in self.errors)))
+        self.secret_changed = False
+        spec = self.params['kubernetes_secret']
+        self.secret = SecretStore(spec, module.check_mode) if spec is not None else None
 
     # -- checks before any I/O --------------------------------------------------------------------------
     def validate(self):
@@ -356,94 +350,57 @@ class PortableIdentityTask:
         try:
             model.check_cn(p['name'])
         except model.IdentityError as exc:
-            self.errors.append(('name', str(exc)))
+            self.error('name', str(exc))
         self.sam = p['sam_account_name'] or p['name']
         try:
             model.check_user_sam(self.sam)
         except model.IdentityError as exc:
             option = 'sam_account_name' if p['sam_account_name'] else 'name'
-            self.errors.append((option, '%s: %s' % (option, exc)))
+            self.error(option, '%s: %s' % (option, exc))
         for option in ('path', 'description', 'user_principal_name'):
             value = p[option]
             if value is not None and ('\x00' in value or (option != 'description' and not value.strip())):
-                self.errors.append((option, '%s %r is empty or contains a NUL character' % (option, value)))
+                self.error(option, '%s %r is empty or contains a NUL character' % (option, value))
         if p['user_principal_name'] is not None and p['user_principal_name'].count('@') != 1:
-            self.errors.append(('user_principal_name', 'user_principal_name %r must look like user@domain'
-                                % p['user_principal_name']))
+            self.error('user_principal_name', 'user_principal_name %r must look like user@domain'
+                       % p['user_principal_name'])
         if p['identity_password'] is not None:
             try:
                 model.check_password(p['identity_password'])
             except model.IdentityError as exc:
-                self.errors.append(('identity_password', 'identity_password: %s' % exc))
+                self.error('identity_password', 'identity_password: %s' % exc)
         if not model.MIN_GENERATED_LENGTH <= p['password_length'] <= model.MAX_PASSWORD_LENGTH:
-            self.errors.append(('password_length', 'password_length must be between %d and %d'
-                                % (model.MIN_GENERATED_LENGTH, model.MAX_PASSWORD_LENGTH)))
-        for value in p['gmsas'] or []:
-            try:
-                principal_lookup.classify(value)
-            except ValueError as exc:
-                self.errors.append(('gmsas', 'gmsas: %r %s' % (value, exc)))
-        secret = p['kubernetes_secret']
-        if secret is not None:
-            from ansible_collections.winkube.gmsa.plugins.module_utils.models.names import dns1123_subdomain_error
-            for key, label in (('name', 'Secret name'), ('namespace', 'namespace')):
-                error = dns1123_subdomain_error(secret[key] or '', 'kubernetes_secret.%s (%s)' % (key, label))
-                if error:
-                    self.errors.append(('kubernetes_secret', error))
-        self.raise_errors()
-
-    # -- reading ----------------------------------------------------------------------------------------
-    def read(self):
-        p = self.params
-        base = self.directory.base_dn
-        self.path = p['path'] or 'CN=Users,%s' % base
-        gmsa_names = p['gmsas'] or []
-        gmsa_sams = [n if n.endswith('$') else n + '$' for n in gmsa_names]
-        ldap_filter = engine.gmsa_filter(ldap_client.escape_filter_value, names=gmsa_names,
-                                         sams=[self.sam] + gmsa_sams)
-        self.searches += 1
-        entries = self.directory.search(base, ldap_filter, USER_ATTRIBUTES)
-        self.user = None
-        for entry in entries:
-            if (entry.get('sAMAccountName') or '').lower() == self.sam.lower():
-                classes = [c.lower() for c in entry.values('objectClass')]
-                if 'user' not in classes or 'computer' in classes:
-                    self.errors.append(('name', '%s (sAMAccountName %s) exists but is not a user account'
-                                        % (entry.dn, self.sam)))
-                self.user = entry
-        self.user_dn = self.user.dn if self.user is not None else 'CN=%s,%s' % (
-            ldap_client.escape_rdn_value(p['name']), self.path)
-        self.gmsas = []
-        gmsa_entries = [e for e in entries if engine.is_gmsa(e)]
-        for name, sam in zip(gmsa_names, gmsa_sams):
-            entry = engine.find_account(gmsa_entries, name, sam)
-            if entry is None:
-                matches = [e for e in gmsa_entries if (e.get('cn') or '').lower() == name.lower()]
-                entry = matches[0] if len(matches) == 1 else None
-            if entry is None:
-                if p['state'] == 'present':
-                    self.errors.append(('gmsas', 'gmsas: %r matches no gMSA in %s' % (name, base)))
-            elif all(entry.dn != g['entry'].dn for g in self.gmsas):
-                self.gmsas.append({'name': entry.get('cn'), 'entry': entry, 'changed': False})
-        self.raise_errors()
+            self.error('password_length', 'password_length must be between %d and %d'
+                       % (model.MIN_GENERATED_LENGTH, model.MAX_PASSWORD_LENGTH))
+        super(PortableIdentityTask, self).validate()
+        if self.secret is not None:
+            for message in secret_errors(self.secret.spec):
+                self.error('kubernetes_secret', message)
+            self.raise_errors()
+            from ansible_collections.winkube.gmsa.plugins.module_utils.k8s.client import require_kubernetes
+            require_kubernetes(self.module)
 
     # -- planning ---------------------------------------------------------------------------------------
-    def plan_user(self):
+    def desired(self):
         p = self.params
         upn = p['user_principal_name']
-        if upn is None and self.user is None:
+        if upn is None and self.principal['entry'] is None:
             upn = '%s@%s' % (self.sam, self.directory.dns_domain)
-        desired = dict(sam_account_name=self.sam, user_principal_name=upn, description=p['description'],
-                       enabled=p['enabled'], password_never_expires=p['password_never_expires'])
-        try:
-            self.user_plan = engine.plan(engine.USER_ROWS, desired, self.user)
-        except engine.PlanError as exc:
-            self.fail('%s (nothing was changed)' % exc, failed_options=[exc.option])
+        return dict(sam_account_name=self.sam, user_principal_name=upn, description=p['description'],
+                    enabled=p['enabled'], password_never_expires=p['password_never_expires'])
+
+    def plan(self):
+        super(PortableIdentityTask, self).plan()
+        if self.present:
+            self.set_password = self.plan_password()
+            if self.set_password:
+                self.creds = model.credentials(self.directory.dns_domain, self.directory.netbios_name, self.sam,
+                                               self.password)
 
     def plan_password(self):
         """Decide whether this run sets the password; pick it (given or generated)."""
         p = self.params
-        creating = self.user is None
+        creating = self.principal['entry'] is None
         if not creating and p['update_password'] == 'on_create':
             return False
         if p['identity_password'] is not None:
@@ -455,234 +412,122 @@ class PortableIdentityTask:
             self.generated = True
         if p['backend'] == 'ldap' and p['encryption'] == 'none':
             self.fail('setting the password of %s needs an encrypted session: use encryption=ldaps or starttls '
-                      '(nothing was changed)' % self.user_dn, failed_options=['encryption'])
+                      '(nothing was changed)' % self.principal['dn'], failed_options=['encryption'])
         return True
 
     def _password_works(self, password):
+        user_dn = self.principal['dn']
         if self.params['backend'] == 'winrm':
             try:
-                return self.directory.password_works(self.user_dn, self.sam, password)
+                return self.directory.password_works(user_dn, self.sam, password)
             except ldap_client.ADError as exc:
-                self.fail('cannot check the password of %s: %s' % (self.user_dn, exc))
-        params = dict(self.params, username=self.user_dn, password=password, auth_method='simple')
+                self.fail('cannot check the password of %s: %s' % (user_dn, exc))
+        params = dict(self.params, username=user_dn, password=password, auth_method='simple')
         try:
             directory = ldap_client.open_directory(params)
         except ldap_client.ADConnectionError as exc:
             if exc.field == 'password':
                 return False
-            self.fail('cannot check the password of %s: %s' % (self.user_dn, exc))
+            self.fail('cannot check the password of %s: %s' % (user_dn, exc))
         directory.close()
         return True
 
-    def plan_gmsas(self, user_sid):
+    # -- writing ----------------------------------------------------------------------------------------
+    def write(self):
+        if self.present and self.creds is not None and self.secret is not None:
+            self.write_secret(dry_run=True)  # a Secret that cannot be written fails before the password is set
+        super(PortableIdentityTask, self).write()
+
+    def create_attributes(self, target):
+        attributes = dict(target['plan'].create)
+        attributes['sAMAccountName'] = [self.sam]
+        attributes['unicodePwd'] = [model.unicode_pwd(self.password)]
+        return attributes
+
+    def create(self, target):
+        created = super(PortableIdentityTask, self).create(target)
+        self.password_written = True
+        return created
+
+    def update(self, principal):
+        if self.set_password:
+            self.directory.modify(principal['dn'], {'unicodePwd': [('replace', [model.unicode_pwd(self.password)])]})
+            self.password_written = True
+        super(PortableIdentityTask, self).update(principal)
+
+    def failure_hint(self, exc):
+        if isinstance(exc, ldap_client.ADConstraintViolation) and self.set_password:
+            return ('; the domain may refuse the password (length, complexity or history policy): give a longer '
+                    'password_length or another password')
+        return ''
+
+    # -- the Kubernetes Secret (after the directory is closed) ------------------------------------------
+    def write_secret(self, dry_run=False):
         try:
-            engine.plan_password_reader(self.gmsas, user_sid, grant=self.params['state'] == 'present')
-        except engine.PlanError as exc:
-            self.fail(str(exc))
-
-    def write_gmsas(self):
-        self.writes += engine.write_planned(self.directory, self.gmsas, self.module.check_mode)
-
-    # -- the Kubernetes Secret --------------------------------------------------------------------------
-    def write_secret(self, creds, dry_run=False):
-        """Apply the Secret; dry_run: only a server-side dry run (before the password is set, to fail early)."""
-        from ansible_collections.winkube.gmsa.plugins.module_utils.k8s import client as k8s_client
-        from ansible_collections.winkube.gmsa.plugins.module_utils.k8s import engine as k8s_engine
-
-        spec = self.params['kubernetes_secret']
-        data = dict((k, base64.b64encode(v.encode('utf-8')).decode('ascii'))
-                    for k, v in model.secret_data(creds).items())
-        obj = {'apiVersion': 'v1', 'kind': 'Secret',
-               'metadata': {'name': spec['name'], 'namespace': spec['namespace'],
-                            'labels': {MANAGED_BY_LABEL: MANAGED_BY}},
-               'type': 'Opaque', 'data': data}
-        conn = dict((k, spec.get(k)) for k in K8S_KEYS)
-        try:
-            k8s = k8s_engine.Engine(k8s_client.connect(conn), check_mode=self.module.check_mode or dry_run)
-            change = k8s.apply([obj])[0]
-        except k8s_client.K8sError as exc:
-            where = 'Secret %s/%s' % (spec['namespace'], spec['name'])
+            change = self.secret.apply(self.creds, dry_run=dry_run)
+        except self.secret.error_class() as exc:
             if self.module.check_mode or not self.password_written:
-                self.fail('%s: %s (the password was not changed)' % (where, exc))
+                self.fail('%s: %s (the password was not changed)' % (self.secret.where, exc))
             self.fail('%s: %s. The password of %s WAS changed and is now known nowhere: fix the cause and rerun '
-                      'with update_password=always to set and store a new one' % (where, exc, self.user_dn),
-                      changed=True)
-        self.secret_result = dict(namespace=spec['namespace'], name=spec['name'], action=change.action)
+                      'with update_password=always to set and store a new one' % (self.secret.where, exc,
+                                                                                  self.principal['dn']), changed=True)
+        self.secret_result = dict(namespace=self.secret.spec['namespace'], name=self.secret.spec['name'],
+                                  action=change.action)
         return change.changed
 
-    def secret_exists(self):
-        from ansible_collections.winkube.gmsa.plugins.module_utils.k8s import client as k8s_client
-        from ansible_collections.winkube.gmsa.plugins.module_utils.k8s import engine as k8s_engine
-
-        spec = self.params['kubernetes_secret']
-        conn = dict((k, spec.get(k)) for k in K8S_KEYS)
-        try:
-            k8s = k8s_engine.Engine(k8s_client.connect(conn), check_mode=True)
-            return k8s.current(('v1', 'Secret', spec['namespace'], spec['name'])) is not None
-        except k8s_client.K8sError as exc:
-            self.fail('Secret %s/%s: %s' % (spec['namespace'], spec['name'], exc))
-
-    # -- the run ----------------------------------------------------------------------------------------
-    def run(self):
-        self.validate()
-        if self.params['kubernetes_secret'] is not None:
-            from ansible_collections.winkube.gmsa.plugins.module_utils.k8s.client import require_kubernetes
-            require_kubernetes(self.module)
-        self.directory = backend.connect(self.module)
-        self.password_written = False
-        self.set_password = False
-        creds = None
-        try:
-            self.read()
-            present = self.params['state'] == 'present'
-            self.user_sid = self.user.sid() if self.user is not None else None
-            if present:
-                self.plan_user()
-                self.set_password = self.plan_password()
-                self.plan_gmsas(self.user_sid or NEW_USER_SID)
-                if self.set_password:
-                    creds = model.credentials(self.directory.dns_domain, self.directory.netbios_name, self.sam,
-                                              self.password)
-                if not self.module.check_mode:
-                    if creds is not None and self.params['kubernetes_secret'] is not None:
-                        self.write_secret(creds, dry_run=True)  # a Secret that cannot be written fails here
-                    self.write_user()
-                self.write_gmsas()
-            else:
-                if self.user_sid:
-                    self.plan_gmsas(self.user_sid)
-                    self.write_gmsas()
-                if self.user is not None and not self.module.check_mode:
-                    self.directory.delete(self.user_dn)
-                    self.writes += 1
-        except ldap_client.ADError as exc:
-            hint = ''
-            if isinstance(exc, ldap_client.ADConstraintViolation) and self.set_password:
-                hint = ('; the domain may refuse the password (length, complexity or history policy): give a '
-                        'longer password_length or another password')
-            self.fail('%s%s (writes done before the failure: %d; a rerun completes the rest)'
-                      % (exc, hint, self.writes), changed=self.writes > 0)
-        finally:
-            self.directory.close()
-        secret_changed = False
-        if present and self.params['kubernetes_secret'] is not None:
-            if creds is not None:
-                secret_changed = self.write_secret(creds)
-            elif not self.secret_exists():
-                spec = self.params['kubernetes_secret']
-                self.module.warn('Secret %s/%s does not exist and this run did not set a password, so there is '
-                                 'nothing to write into it; rerun with update_password=always to set a new password '
-                                 'and store it' % (spec['namespace'], spec['name']))
-        self.exit(creds, secret_changed)
-
-    def write_user(self):
-        if self.user is None:
-            attributes = dict(self.user_plan.create)
-            attributes['sAMAccountName'] = [self.sam]
-            attributes['unicodePwd'] = [model.unicode_pwd(self.password)]
-            self.directory.add(self.user_dn, engine.USER_OBJECT_CLASS, attributes)
-            self.password_written = True
-            self.writes += 1
-            self.searches += 1
-            created = self.directory.get(self.user_dn, ['objectSid'])
-            self.user_sid = created.sid()
-            self.plan_gmsas(self.user_sid)
+    def finish(self):
+        if not self.present or self.secret is None:
             return
-        if self.set_password:
-            self.directory.modify(self.user_dn, {'unicodePwd': [('replace', [model.unicode_pwd(self.password)])]})
-            self.password_written = True
-            self.writes += 1
-        if self.user_plan.changes:
-            self.directory.modify(self.user_dn, self.user_plan.changes)
-            self.writes += 1
+        if self.creds is not None:
+            self.secret_changed = self.write_secret()
+            return
+        try:
+            exists = self.secret.exists()
+        except self.secret.error_class() as exc:
+            self.fail('%s: %s' % (self.secret.where, exc))
+        if not exists:
+            self.module.warn('%s does not exist and this run did not set a password, so there is nothing to write '
+                             'into it; rerun with update_password=always to set a new password and store it'
+                             % self.secret.where)
 
-    def exit(self, creds, secret_changed):
-        p = self.params
-        present = p['state'] == 'present'
-        if present:
-            changed = self.user_plan.changed or self.set_password or secret_changed
-        else:
-            changed = self.user is not None
-        changed = changed or any(g['changed'] for g in self.gmsas)
-        user = dict(name=p['name'], state=p['state'], distinguished_name=self.user_dn,
-                    sid=self.user_sid if present and self.user_sid != NEW_USER_SID else None,
-                    password_set=bool(present and self.set_password))
-        if present:
-            user.update(self.user_plan.after)
-        out = dict(changed=changed, user=user,
-                   gmsas=[dict(name=g['name'], distinguished_name=g['entry'].dn, changed=g['changed'])
-                          for g in self.gmsas],
-                   replanned=[g['name'] for g in self.gmsas if g.get('replanned')],
-                   ldap_operations=dict(searches=self.searches, writes=self.writes))
+    # -- the result ---------------------------------------------------------------------------------------
+    def principal_result(self):
+        out = super(PortableIdentityTask, self).principal_result()
+        out['password_set'] = bool(self.present and self.set_password)
+        return out
+
+    def result(self):
+        out = super(PortableIdentityTask, self).result()
+        out['changed'] = out['changed'] or self.set_password or self.secret_changed
         if self.secret_result is not None:
             out['kubernetes_secret'] = self.secret_result
-        if creds is not None and self.generated and p['kubernetes_secret'] is None and not self.module.check_mode:
-            out['credentials'] = creds
-        if self.module._diff:
-            out['diff'] = self.diff()
-        self.module.exit_json(**out)
+        if self.creds is not None and self.generated and self.secret is None and not self.module.check_mode:
+            out['credentials'] = self.creds
+        return out
 
     def diff(self):
-        label = self.params['name']
-        before, after = {}, {}
-        if self.user is not None:
-            current = engine.plan(engine.USER_ROWS, {}, self.user).before
-            before['user'] = engine.diff_text(dict(current, state='present'))
-        else:
-            before['user'] = {'state': 'absent'}
-        if self.params['state'] == 'present':
-            after['user'] = engine.diff_text(dict(self.user_plan.after, state='present'))
-            if self.set_password:
-                after['user']['password'] = 'changed (value not shown)'
-        else:
-            after['user'] = {'state': 'absent'}
-        sid_labels = {NEW_USER_SID: label}
-        if self.user_sid:
-            sid_labels[self.user_sid] = label
-        for gmsa in self.gmsas:
-            plan = gmsa.get('plan')
-            if plan is None:
-                continue
-            b = plan.before.get('allowed_to_retrieve_password') or []
-            a = plan.after.get('allowed_to_retrieve_password') or []
-            before.setdefault('gmsas', {})[gmsa['name']] = sorted(sid_labels.get(s, s) for s in b)
-            after.setdefault('gmsas', {})[gmsa['name']] = sorted(sid_labels.get(s, s) for s in a)
-        return dict(before=before, after=after)
-
-
-def secret_options():
-    """Name and namespace plus the shared Kubernetes connection options (environment fallbacks kept)."""
-    options = dict(name=dict(type='str', required=True), namespace=dict(type='str', required=True))
-    for key, spec in K8S_CONNECTION_SPEC.items():
-        spec = dict(spec)
-        spec.pop('aliases', None)
-        options[key] = spec
-    return options
+        out = super(PortableIdentityTask, self).diff()
+        if self.present and self.set_password:
+            out['after']['user']['password'] = 'changed (value not shown)'
+        return out
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=ad_argument_spec(
-            name=dict(type='str', required=True),
-            sam_account_name=dict(type='str'),
-            path=dict(type='str'),
-            description=dict(type='str'),
-            enabled=dict(type='bool'),
-            password_never_expires=dict(type='bool', no_log=False),
-            identity_password=dict(type='str', no_log=True),
-            update_password=dict(type='str', choices=['on_create', 'always'], default='on_create', no_log=False),
-            password_length=dict(type='int', default=32, no_log=False),
-            user_principal_name=dict(type='str'),
-            gmsas=dict(type='list', elements='str'),
-            kubernetes_secret=dict(type='dict', options=secret_options(), no_log=False),
-            state=dict(type='str', choices=['present', 'absent'], default='present'),
-        ),
-        supports_check_mode=True,
-        **ad_module_kwargs()
-    )
-    mask_structured_secrets(module)
-    if not ldap_client.HAS_LDAP3:
-        module.fail_json(msg=missing_required_lib('ldap3'), exception=ldap_client.LDAP3_IMPORT_ERROR)
+    module = AnsibleModule(argument_spec=ad_argument_spec(
+        name=dict(type='str', required=True),
+        sam_account_name=dict(type='str'),
+        path=dict(type='str'),
+        description=dict(type='str'),
+        enabled=dict(type='bool'),
+        password_never_expires=dict(type='bool', no_log=False),
+        identity_password=dict(type='str', no_log=True),
+        update_password=dict(type='str', choices=['on_create', 'always'], default='on_create', no_log=False),
+        password_length=dict(type='int', default=32, no_log=False),
+        user_principal_name=dict(type='str'),
+        gmsas=dict(type='list', elements='str'),
+        kubernetes_secret=dict(type='dict', options=secret_options(), no_log=False),
+        state=dict(type='str', choices=['present', 'absent'], default='present'),
+    ), supports_check_mode=True, **ad_module_kwargs())
     PortableIdentityTask(module).run()
 
 

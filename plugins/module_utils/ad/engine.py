@@ -21,7 +21,7 @@ import random
 import time
 
 from ansible_collections.winkube.gmsa.plugins.module_utils.ad.dn import normalize_dn, parent_dn
-from ansible_collections.winkube.gmsa.plugins.module_utils.ad.ldap_client import ADError
+from ansible_collections.winkube.gmsa.plugins.module_utils.ad.errors import ADError
 from ansible_collections.winkube.gmsa.plugins.module_utils.models.security_descriptor import (
     GroupMSAMembership,
     SecurityDescriptorError,
@@ -694,48 +694,10 @@ def gmsa_facts(entry, rows=None):
 
 
 # ------------------------------------------------------------------------------------------------
-# Granting one principal the right to retrieve gMSA passwords (host_group, portable_identity)
+# Granting one principal the right to retrieve gMSA passwords (reconciler.GrantingReconciler)
 # ------------------------------------------------------------------------------------------------
 
 PASSWORD_READER_ROWS = [row for row in GMSA_ROWS if row.option == 'allowed_to_retrieve_password']
-
-
-def plan_password_reader(gmsas, sid, grant):
-    """Add (grant) or remove one SID in each gMSA's msDS-GroupMSAMembership, keeping the other ACEs.
-
-    gmsas: dicts with the current 'entry'; each gets its 'plan', whether it 'changed' and what it asks for
-    ('desired', used again when a concurrent change makes write_planned plan it anew).
-    """
-    action = 'add' if grant else 'remove'
-    for gmsa in gmsas:
-        gmsa['desired'] = {'allowed_to_retrieve_password': {action: [sid]}}
-        try:
-            gmsa['plan'] = plan(PASSWORD_READER_ROWS, gmsa['desired'], gmsa['entry'])
-        except PlanError as exc:
-            raise PlanError('gMSA %s: %s' % (gmsa['entry'].dn, exc), exc.option)
-        gmsa['changed'] = gmsa['plan'].changed
-
-
-def write_planned(directory, gmsas, check_mode):
-    """Carry out the plans of plan_password_reader; returns the number of writes. A gMSA whose allowed principals
-    another writer changed since they were read is read and planned again (its 'replanned' count goes up)."""
-    writes = 0
-    for gmsa in gmsas:
-        if not gmsa['changed'] or check_mode:
-            continue
-
-        def replan(gmsa=gmsa):
-            entry = directory.get(gmsa['entry'].dn, GMSA_READ_ATTRIBUTES)
-            if entry is None:
-                return None
-            gmsa['entry'] = entry
-            gmsa['plan'] = plan(PASSWORD_READER_ROWS, gmsa['desired'], entry)
-            return gmsa['plan']
-
-        written, gmsa['replanned'] = modify_guarded(directory, gmsa['entry'].dn, gmsa['plan'], replan)
-        gmsa['changed'] = written is not None
-        writes += 1 if written is not None else 0
-    return writes
 
 
 # ------------------------------------------------------------------------------------------------

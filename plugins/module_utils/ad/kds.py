@@ -35,7 +35,8 @@ import os
 import struct
 import uuid
 
-from ansible_collections.winkube.gmsa.plugins.module_utils.ad.ldap_client import ADError, escape_filter_value
+from ansible_collections.winkube.gmsa.plugins.module_utils.ad.entry import escape_filter_value
+from ansible_collections.winkube.gmsa.plugins.module_utils.ad.errors import ADError
 
 ROOT_KEYS_RDN = 'CN=Master Root Keys,CN=Group Key Distribution Service,CN=Services'
 SERVER_CONFIG_RDN = ('CN=Group Key Distribution Service Server Configuration,CN=Server Configuration,'
@@ -195,11 +196,7 @@ def read_root_keys(directory, now=None):
     """All root keys, judged, newest created first."""
     now = now or datetime.datetime.now(datetime.timezone.utc)
     try:
-        if hasattr(directory, 'kds_root_key_entries'):  # backend winrm: Get-KdsRootKey
-            entries = directory.kds_root_key_entries(root_keys_dn(directory))
-        else:
-            entries = directory.search(root_keys_dn(directory), '(objectClass=msKds-ProvRootKey)', KEY_ATTRIBUTES,
-                                       scope='one')
+        entries = directory.kds_root_key_entries(root_keys_dn(directory))  # an LDAP search or Get-KdsRootKey
     except ADError as exc:
         if getattr(exc, 'code', None) == 32:  # container missing: forest schema/config without KDS
             return []
@@ -259,11 +256,22 @@ def dc_account_dn(directory):
 
 
 def create_root_key(directory, use_start, now=None, key_id=None):
-    """Add a root key usable from ``use_start``. Returns (key_id, dn)."""
+    """Add a root key usable from ``use_start`` (over LDAP, or Add-KdsRootKey with backend winrm). Returns
+    (key_id, dn)."""
     now = now or datetime.datetime.now(datetime.timezone.utc)
-    if hasattr(directory, 'add_kds_root_key'):  # backend winrm: Add-KdsRootKey writes the same object
-        key_id = directory.add_kds_root_key(use_start, now)
-        return key_id, 'CN=%s,%s' % (key_id, root_keys_dn(directory))
+    key_id = directory.add_kds_root_key(use_start, now, key_id=key_id)
+    return key_id, 'CN=%s,%s' % (key_id, root_keys_dn(directory))
+
+
+# The LDAP backend's side of the two operations (ldap_client.Directory.kds_root_key_entries / add_kds_root_key);
+# the cmdlet backend's side is winrm_directory.WinRMDirectory's methods of the same names.
+
+def root_key_entries_over_ldap(directory, container_dn):
+    return directory.search(container_dn, '(objectClass=msKds-ProvRootKey)', KEY_ATTRIBUTES, scope='one')
+
+
+def add_root_key_over_ldap(directory, use_start, now, key_id=None):
+    """Write the msKds-ProvRootKey object Add-KdsRootKey would write. Returns its id."""
     key_id = key_id or str(uuid.uuid4())
     attributes = server_configuration(directory)
     attributes.update({
@@ -272,6 +280,5 @@ def create_root_key(directory, use_start, now=None, key_id=None):
         'msKds-UseStartTime': nt_time(use_start),
         'msKds-DomainID': dc_account_dn(directory),
     })
-    dn = 'CN=%s,%s' % (key_id, root_keys_dn(directory))
-    directory.add(dn, 'msKds-ProvRootKey', attributes)
-    return key_id, dn
+    directory.add('CN=%s,%s' % (key_id, root_keys_dn(directory)), 'msKds-ProvRootKey', attributes)
+    return key_id

@@ -12,9 +12,9 @@ Entry points
     ``validate_certs``). A missing ldap3 ends it with ``missing_required_lib('ldap3')``.
 ``open_directory(params, warn=None) -> Directory``
     The same without an AnsibleModule: raises ``ADConnectionError`` (tests, plugins).
-``escape_filter_value(value) -> str``
+``escape_filter_value(value) -> str`` (entry.py, re-exported here)
     RFC 4515 escaping. The ONLY way user supplied values may enter an LDAP filter.
-``escape_rdn_value(value) -> str``
+``escape_rdn_value(value) -> str`` (entry.py, re-exported here)
     RFC 4514 escaping of a value used inside a DN (``'CN=%s,' % escape_rdn_value(name)``).
 
 Directory
@@ -36,14 +36,14 @@ Methods (each raises ``ADError`` or a subclass on failure):
         with ``'replace'``/``'delete'`` clears the attribute).
     ``delete(dn)``
     ``close()``
-Entry:
+Entry (entry.py):
     ``entry.dn``; ``entry.attributes`` (case-insensitive dict: name -> list of values; text attributes
     decoded to str, known binary attributes (``BINARY_ATTRIBUTES``) kept as bytes);
     ``entry.raw`` (case-insensitive dict: name -> list of bytes, always); ``entry.get(name, default)``
     (first value); ``entry.values(name)`` (list, empty when absent); ``entry.sid(name='objectSid')``,
     ``entry.guid(name='objectGUID')`` (string forms). Names come back as the server spells them but
     look-ups ignore case.
-Errors:
+Errors (errors.py):
     ``ADError(message, code=None, dn=None)`` with subclasses ``ADNoSuchObject``, ``ADAlreadyExists``,
     ``ADInsufficientAccess``, ``ADConstraintViolation``; ``ADConnectionError`` for connect/bind problems
     (``field`` names the option to fix).
@@ -69,8 +69,6 @@ try:
     import ldap3
     from ldap3 import Server, Connection, Tls
     from ldap3.core import exceptions as ldap3_exceptions
-    from ldap3.utils.conv import escape_filter_chars
-    from ldap3.utils.dn import escape_rdn
     from ldap3.core.results import (RESULT_CODES, RESULT_NO_SUCH_OBJECT, RESULT_ENTRY_ALREADY_EXISTS,
                                     RESULT_INSUFFICIENT_ACCESS_RIGHTS, RESULT_CONSTRAINT_VIOLATION,
                                     RESULT_INVALID_CREDENTIALS, RESULT_STRONGER_AUTH_REQUIRED,
@@ -95,86 +93,32 @@ except ImportError:
     GSSAPI_IMPORT_ERROR = traceback.format_exc()
 
 from ansible_collections.winkube.gmsa.plugins.module_utils import retry
-from ansible_collections.winkube.gmsa.plugins.module_utils.ad.dn import dn_to_dns, parent_dn
-from ansible_collections.winkube.gmsa.plugins.module_utils.models.security_descriptor import sid_from_bytes
+from ansible_collections.winkube.gmsa.plugins.module_utils.ad import kds
+from ansible_collections.winkube.gmsa.plugins.module_utils.ad.dn import dn_to_dns
+# errors.py and entry.py hold the errors, Entry and the escaping; the names are re-exported here so callers
+# written against ldap_client keep working (new code imports them from there).
+from ansible_collections.winkube.gmsa.plugins.module_utils.ad.errors import (  # pylint: disable=unused-import
+    ADAlreadyExists,
+    ADConnectionError,
+    ADConstraintViolation,
+    ADError,
+    ADInsufficientAccess,
+    ADNoSuchObject,
+    needed_right,
+)
+from ansible_collections.winkube.gmsa.plugins.module_utils.ad.entry import (  # pylint: disable=unused-import
+    Entry,
+    _as_list,
+    escape_filter_value,
+    escape_rdn_value,
+    guid_to_str,
+)
 
 try:
     from ansible.module_utils.basic import missing_required_lib
 except ImportError:  # pragma: no cover - only outside Ansible
     def missing_required_lib(library, reason=None, url=None):
         return 'Failed to import the required Python library (%s).' % library
-
-
-# Attributes whose values are binary in AD (octet strings / security descriptors). Everything else is
-# decoded as UTF-8 in Entry.attributes; Entry.raw always has the bytes.
-BINARY_ATTRIBUTES = frozenset(name.lower() for name in (
-    'objectSid', 'objectGUID', 'sIDHistory', 'tokenGroups', 'nTSecurityDescriptor',
-    'msDS-GroupMSAMembership', 'msDS-ManagedPassword', 'msDS-ManagedPasswordId',
-    'msDS-ManagedPasswordPreviousId', 'msDS-AllowedToActOnBehalfOfOtherIdentity',
-    'msKds-RootKeyData', 'msKds-KDFParam', 'msKds-SecretAgreementParam', 'msKds-PrivateKeyLength',
-    'msKds-PublicKeyLength', 'msDS-GenerationId', 'userCertificate', 'cACertificate', 'thumbnailPhoto',
-    'jpegPhoto', 'logonHours', 'replPropertyMetaData', 'replUpToDateVector', 'repsFrom', 'repsTo',
-    'dnsRecord', 'dSASignature', 'schemaIDGUID', 'attributeSecurityGUID', 'rightsGuid',
-    'msDS-AdditionalDnsHostName', 'unicodePwd', 'dBCSPwd', 'supplementalCredentials',
-    'msDS-SecondaryKrbTgtNumber', 'invocationId', 'msDS-OptionalFeatureGUID', 'msDS-Behavior-Version',
-    'msKds-DomainID', 'msDS-ManagedAccountPrecededByLink',
-))
-# msDS-Behavior-Version, msKds-PrivateKeyLength etc. are integers in AD; the list above is consulted
-# only for values that are not valid UTF-8 text, except those below, which are always kept as bytes.
-ALWAYS_BINARY = frozenset(name.lower() for name in (
-    'objectSid', 'objectGUID', 'sIDHistory', 'tokenGroups', 'nTSecurityDescriptor',
-    'msDS-GroupMSAMembership', 'msDS-ManagedPassword', 'msDS-ManagedPasswordId',
-    'msDS-ManagedPasswordPreviousId', 'msDS-AllowedToActOnBehalfOfOtherIdentity',
-    'msKds-RootKeyData', 'msKds-KDFParam', 'msKds-SecretAgreementParam', 'msDS-GenerationId',
-    'userCertificate', 'cACertificate', 'thumbnailPhoto', 'jpegPhoto', 'logonHours',
-    'replPropertyMetaData', 'replUpToDateVector', 'dnsRecord', 'schemaIDGUID',
-    'attributeSecurityGUID', 'invocationId', 'unicodePwd', 'supplementalCredentials',
-))
-
-# Reading nTSecurityDescriptor without SeSecurityPrivilege needs the SD flags control without the SACL bit:
-# ldap3.protocol.microsoft.security_descriptor_control(sdflags=0x07) (owner, group, DACL).
-
-
-# --------------------------------------------------------------------------------------------------
-# Errors
-# --------------------------------------------------------------------------------------------------
-
-class ADError(Exception):
-    """An LDAP operation failed. ``code`` is the LDAP result code, ``dn`` the object concerned."""
-
-    def __init__(self, message, code=None, dn=None, server_message=None):
-        super(ADError, self).__init__(message)
-        self.message = message
-        self.code = code
-        self.dn = dn
-        self.server_message = server_message
-
-    def __str__(self):
-        return self.message
-
-
-class ADNoSuchObject(ADError):
-    pass
-
-
-class ADAlreadyExists(ADError):
-    pass
-
-
-class ADInsufficientAccess(ADError):
-    pass
-
-
-class ADConstraintViolation(ADError):
-    pass
-
-
-class ADConnectionError(ADError):
-    """Connecting or binding failed. ``field`` names the module option most likely at fault."""
-
-    def __init__(self, message, field=None, **kwargs):
-        super(ADConnectionError, self).__init__(message, **kwargs)
-        self.field = field
 
 
 class _Lost(Exception):
@@ -195,128 +139,6 @@ class _Busy(Exception):
 
 
 RESULT_NAMES = RESULT_CODES  # LDAP result code -> name (RFC 4511), as ldap3 spells them
-
-
-def needed_right(operation, dn, object_class=None, attributes=''):
-    """The right an account lacks when ``operation`` on ``dn`` is refused (for the error message)."""
-    parent = parent_dn(dn or '') or 'the parent container'
-    return {
-        'add': 'the right Create Child of %s objects on %s' % (object_class or 'this class of', parent),
-        'modify': 'Write Property on %s' % (attributes or 'the attributes'),
-        'delete': 'Delete on the object or Delete Child on %s' % parent,
-        'search': 'Read Property / List Contents',
-    }.get(operation, 'the needed right')
-
-
-def escape_filter_value(value):
-    """Escape a value for use inside an LDAP filter (RFC 4515). Bytes are hex-escaped byte by byte."""
-    if isinstance(value, bytes):
-        return ''.join('\\%02x' % b for b in bytearray(value))
-    if not isinstance(value, str):
-        value = str(value)
-    if HAS_LDAP3:
-        return escape_filter_chars(value)
-    # Same rules as ldap3's escape_filter_chars, for import without ldap3.
-    out = value.replace('\\', r'\5c').replace('*', r'\2a').replace('(', r'\28').replace(')', r'\29')
-    return out.replace('\x00', r'\00')
-
-
-def escape_rdn_value(value):
-    """Escape a value used as an RDN value inside a DN (RFC 4514)."""
-    if HAS_LDAP3:
-        return escape_rdn(value)
-    out = value.replace('\\', '\\\\')
-    for char in ',+"<>;=':
-        out = out.replace(char, '\\' + char)
-    if out.startswith((' ', '#')):
-        out = '\\' + out
-    if out.endswith(' '):
-        out = out[:-1] + '\\ '
-    return out
-
-
-def guid_to_str(raw):
-    """Binary objectGUID (little-endian fields) -> 'xxxxxxxx-xxxx-...' (lower case)."""
-    return str(uuid.UUID(bytes_le=bytes(raw)))
-
-
-class _CIDict(dict):
-    """Minimal case-insensitive dict (keys keep the server's spelling)."""
-
-    def __init__(self, *args, **kwargs):
-        super(_CIDict, self).__init__(*args, **kwargs)
-        self._keys = {k.lower(): k for k in self}
-
-    def _real(self, key):
-        return self._keys.get(key.lower(), key) if isinstance(key, str) else key
-
-    def __getitem__(self, key):
-        return super(_CIDict, self).__getitem__(self._real(key))
-
-    def __contains__(self, key):
-        return super(_CIDict, self).__contains__(self._real(key))
-
-    def __setitem__(self, key, value):
-        real = self._real(key)
-        self._keys[real.lower()] = real
-        super(_CIDict, self).__setitem__(real, value)
-
-    def get(self, key, default=None):
-        return super(_CIDict, self).get(self._real(key), default)
-
-
-class Entry(object):
-    """One directory object: ``dn``, ``attributes`` (decoded), ``raw`` (bytes)."""
-
-    def __init__(self, dn, raw_attributes):
-        self.dn = dn
-        self.raw = _CIDict((name, [bytes(v) for v in values]) for name, values in raw_attributes.items())
-        self.attributes = _CIDict((name, [_decode(name, v) for v in values]) for name, values in self.raw.items())
-
-    def get(self, name, default=None):
-        values = self.attributes.get(name)
-        return values[0] if values else default
-
-    def values(self, name):
-        return list(self.attributes.get(name) or [])
-
-    def sid(self, name='objectSid'):
-        raw = self.raw.get(name)
-        return sid_from_bytes(raw[0]) if raw else None
-
-    def guid(self, name='objectGUID'):
-        raw = self.raw.get(name)
-        return guid_to_str(raw[0]) if raw else None
-
-    def __repr__(self):
-        return '<Entry %s %s>' % (self.dn, sorted(self.raw))
-
-
-def _decode(name, value):
-    if name.lower() in ALWAYS_BINARY:
-        return value
-    try:
-        return value.decode('utf-8')
-    except UnicodeDecodeError:
-        return value
-
-
-def _encode(value):
-    if isinstance(value, bool):
-        return 'TRUE' if value else 'FALSE'
-    if isinstance(value, (bytes, bytearray)):
-        return bytes(value)
-    if isinstance(value, int):
-        return str(value)
-    return value
-
-
-def _as_list(values):
-    if values is None:
-        return []
-    if isinstance(values, (list, tuple, set, frozenset)):
-        return [_encode(v) for v in values]
-    return [_encode(values)]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -779,6 +601,13 @@ class Directory(object):
             if self._lost and (self.conn.result or {}).get('result') == RESULT_NO_SUCH_OBJECT:
                 return  # the first try reached the server before the connection was lost: it is gone already
             self._raise('delete', dn)
+
+    # -- KDS root keys: the operations Get-KdsRootKey / Add-KdsRootKey carry out with backend winrm ------------
+    def kds_root_key_entries(self, container_dn):
+        return kds.root_key_entries_over_ldap(self, container_dn)
+
+    def add_kds_root_key(self, use_start, now, key_id=None):
+        return kds.add_root_key_over_ldap(self, use_start, now, key_id=key_id)
 
     def close(self):
         _safe_unbind(self.conn)

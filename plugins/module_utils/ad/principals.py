@@ -14,7 +14,7 @@ import re
 import uuid
 
 from ansible_collections.winkube.gmsa.plugins.module_utils.ad.dn import normalize_dn
-from ansible_collections.winkube.gmsa.plugins.module_utils.ad.ldap_client import escape_filter_value
+from ansible_collections.winkube.gmsa.plugins.module_utils.ad.entry import escape_filter_value
 from ansible_collections.winkube.gmsa.plugins.module_utils.models.security_descriptor import (
     is_sid,
     normalize_sid,

@@ -367,8 +367,9 @@ class WinRMDirectory(Directory):
             entries.append(entry)
         return entries
 
-    def add_kds_root_key(self, use_start, now):
-        """Add-KdsRootKey: -EffectiveImmediately when use_start is now, else -EffectiveTime. Returns the key id."""
+    def add_kds_root_key(self, use_start, now, key_id=None):
+        """Add-KdsRootKey: -EffectiveImmediately when use_start is now, else -EffectiveTime. Returns the key id
+        (the cmdlet picks it; ``key_id`` is only for the LDAP backend)."""
         from ansible_collections.winkube.gmsa.plugins.module_utils.ad.kds import nt_time
         data = {'effective_immediately': use_start == now, 'effective_time': str(nt_time(use_start))}
         result = self.call(ad_scripts.AD_KDS_ADD, data, 'Add-KdsRootKey') or {}
