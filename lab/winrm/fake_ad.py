@@ -1,4 +1,4 @@
-"""Imitation of the ActiveDirectory / KDS cmdlet scripts of plugins/module_utils/winrm/ad_scripts.py.
+"""Imitation of the ActiveDirectory / KDS cmdlet scripts of plugins/module_utils/ad/cmdlets.py.
 
 Not PowerShell: each function does, against a REAL Active Directory domain controller over LDAPS (ldap3), what
 the named constant script does with the cmdlets on Windows, and answers with the same JSON the script would

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 
-from ansible_collections.winkube.gmsa.plugins.module_utils.k8s.connection_spec import K8S_CONNECTION_SPEC
+from ansible_collections.winkube.gmsa.plugins.module_utils.connection.k8s import K8S_CONNECTION_SPEC
 from ansible_collections.winkube.gmsa.plugins.module_utils.models import portable_identity as model
 from ansible_collections.winkube.gmsa.plugins.module_utils.models.names import (
     MANAGED_BY,

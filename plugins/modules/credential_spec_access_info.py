@@ -137,7 +137,7 @@ from ansible_collections.winkube.gmsa.plugins.module_utils.strict import Ansible
 
 from ansible_collections.winkube.gmsa.plugins.module_utils.secrets import mask_structured_secrets
 from ansible_collections.winkube.gmsa.plugins.module_utils.k8s.client import K8sError, connect, require_kubernetes
-from ansible_collections.winkube.gmsa.plugins.module_utils.k8s.connection_spec import k8s_argument_spec
+from ansible_collections.winkube.gmsa.plugins.module_utils.connection.k8s import k8s_argument_spec
 from ansible_collections.winkube.gmsa.plugins.module_utils.models import names as n
 
 REVIEWS = '/apis/authorization.k8s.io/v1/namespaces/%s/localsubjectaccessreviews'

@@ -203,7 +203,7 @@ from ansible_collections.winkube.gmsa.plugins.module_utils.strict import Ansible
 from ansible_collections.winkube.gmsa.plugins.module_utils.secrets import mask_structured_secrets
 from ansible_collections.winkube.gmsa.plugins.module_utils.k8s import pod_ladder
 from ansible_collections.winkube.gmsa.plugins.module_utils.k8s.client import ApiError, K8sError, connect, require_kubernetes
-from ansible_collections.winkube.gmsa.plugins.module_utils.k8s.connection_spec import k8s_argument_spec
+from ansible_collections.winkube.gmsa.plugins.module_utils.connection.k8s import k8s_argument_spec
 from ansible_collections.winkube.gmsa.plugins.module_utils.k8s.engine import Engine
 from ansible_collections.winkube.gmsa.plugins.module_utils.models.names import (
     dns1123_label_error,

@@ -148,7 +148,7 @@ api_requests:
 from ansible_collections.winkube.gmsa.plugins.module_utils.strict import AnsibleModule
 
 from ansible_collections.winkube.gmsa.plugins.module_utils.secrets import mask_structured_secrets
-from ansible_collections.winkube.gmsa.plugins.module_utils.k8s.connection_spec import k8s_argument_spec
+from ansible_collections.winkube.gmsa.plugins.module_utils.connection.k8s import k8s_argument_spec
 from ansible_collections.winkube.gmsa.plugins.module_utils.k8s.client import K8sError
 from ansible_collections.winkube.gmsa.plugins.module_utils.k8s.engine import ref_text, run_module
 from ansible_collections.winkube.gmsa.plugins.module_utils.models.names import (

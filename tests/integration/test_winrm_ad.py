@@ -14,7 +14,7 @@ import secrets
 import ldap3
 import pytest
 
-from ansible_collections.winkube.gmsa.plugins.module_utils.winrm import ad_scripts
+from ansible_collections.winkube.gmsa.plugins.module_utils.ad import cmdlets as ad_scripts
 
 
 PLAY = """

@@ -1,6 +1,7 @@
 """The layers of plugins/module_utils (issue 18): the connection option specs sit on a floor of their own, the
-WinRM side never imports the Kubernetes side (or the AD side), the Kubernetes side never imports WinRM or AD, and
-no file imports another file's private (underscore) name."""
+WinRM side never imports the Kubernetes side (or the AD side), the Kubernetes side never imports WinRM or AD, the
+AD side uses only WinRM's transport (runner, scripts) and never the Kubernetes side, and no file imports another
+file's private (underscore) name."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ FORBIDDEN = {
     'connection': {'ad', 'k8s', 'winrm', 'node_agent', 'models'},
     'winrm': {'k8s', 'ad', 'node_agent'},
     'k8s': {'winrm', 'ad', 'node_agent'},
+    'ad': {'k8s', 'node_agent'},
     'models': {'ad', 'k8s', 'winrm', 'node_agent', 'connection'},
 }
 
@@ -48,17 +50,21 @@ def test_module_utils_layers(package):
     assert wrong == []
 
 
-# module_utils/ad is being re-layered in its own branch this session (ldap_client split, the WinRM writer).
-NOT_YET = ('module_utils/ad/',)
-
-
 def test_no_private_name_is_imported_from_another_file():
     wrong = []
     for path in _files():
-        if str(path.relative_to(ROOT)).startswith(NOT_YET):
-            continue
         for module, names in _imports(path):
             if module.startswith(PREFIX):
                 wrong.extend('%s: from %s import %s' % (path.relative_to(ROOT), module, name)
                              for name in names if name.startswith('_'))
+    assert wrong == []
+
+
+def test_ad_takes_only_the_transport_from_winrm():
+    wrong = []
+    for path in sorted((ROOT / 'module_utils' / 'ad').glob('*.py')):
+        for module, dummy in _imports(path):
+            if module.startswith(PREFIX + 'module_utils.winrm') and module not in (
+                    PREFIX + 'module_utils.winrm.runner', PREFIX + 'module_utils.winrm.scripts'):
+                wrong.append('%s imports %s' % (path.relative_to(ROOT), module))
     assert wrong == []

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from ansible.module_utils.basic import env_fallback
 
-from ansible_collections.winkube.gmsa.plugins.module_utils.winrm.connection_spec import (
+from ansible_collections.winkube.gmsa.plugins.module_utils.connection.winrm import (
     WINRM_CONNECTION_SPEC,
     winrm_module_kwargs,
 )

@@ -150,7 +150,7 @@ def _encode(value):
     return value
 
 
-def _as_list(values):
+def as_list(values):
     if values is None:
         return []
     if isinstance(values, (list, tuple, set, frozenset)):

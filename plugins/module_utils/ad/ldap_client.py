@@ -108,7 +108,7 @@ from ansible_collections.winkube.gmsa.plugins.module_utils.ad.errors import (  #
 )
 from ansible_collections.winkube.gmsa.plugins.module_utils.ad.entry import (  # pylint: disable=unused-import
     Entry,
-    _as_list,
+    as_list,
     escape_filter_value,
     escape_rdn_value,
     guid_to_str,
@@ -569,7 +569,7 @@ class Directory(object):
     def add(self, dn, object_class, attributes):
         attrs = {}
         for name, values in (attributes or {}).items():
-            values = _as_list(values)
+            values = as_list(values)
             if values:
                 attrs[name] = values if len(values) > 1 else values[0]
         ok = self._call(self.conn.add, 'add', dn, dn, object_class=object_class, attributes=attrs)
@@ -587,7 +587,7 @@ class Directory(object):
                     ldap_op = getattr(ldap3, _OPS[op])
                 except KeyError:
                     raise ADError('invalid modify operation %r for %s (use replace, add or delete)' % (op, name))
-                items.append((ldap_op, _as_list(values)))
+                items.append((ldap_op, as_list(values)))
             ldap_changes[name] = items
         if not ldap_changes:
             return

@@ -2,7 +2,7 @@
 # Copyright: winkube.gmsa contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """``backend: winrm``: the ``Directory`` interface of ldap_client.py, carried out by the ActiveDirectory
-PowerShell cmdlets on one Windows host over WinRM (scripts in winrm/ad_scripts.py, run by winrm/runner.py).
+PowerShell cmdlets on one Windows host over WinRM (scripts in ad/cmdlets.py, run by winrm/runner.py).
 
 The modules do not know which backend they talk to: searches return ``ldap_client.Entry`` objects with the
 same raw values the LDAP backend returns (binary attributes as bytes), ``add``/``modify``/``delete`` take the
@@ -13,7 +13,7 @@ Round trips: one WinRM command at connect time reads every fact (RootDSE, domain
 is one command returning every object with every asked attribute; each write is one command (an add also
 returns the new object's SID and GUID, which a following ``get`` of those attributes reuses).
 
-NOT VERIFIED AGAINST WINDOWS: see ad_scripts.py.
+NOT VERIFIED AGAINST WINDOWS: see cmdlets.py.
 """
 
 from __future__ import annotations
@@ -30,11 +30,11 @@ from ansible_collections.winkube.gmsa.plugins.module_utils.ad.ldap_client import
     ADNoSuchObject,
     Directory,
     Entry,
-    _as_list,
+    as_list,
     needed_right,
 )
-from ansible_collections.winkube.gmsa.plugins.module_utils.winrm import ad_scripts
-from ansible_collections.winkube.gmsa.plugins.module_utils.winrm.connection_spec import check_connection
+from ansible_collections.winkube.gmsa.plugins.module_utils.ad import cmdlets as ad_scripts
+from ansible_collections.winkube.gmsa.plugins.module_utils.connection.winrm import check_connection
 from ansible_collections.winkube.gmsa.plugins.module_utils.winrm.runner import (
     PowerShellError,
     Runner,
@@ -264,7 +264,7 @@ class WinRMDirectory(Directory):
         lower = [c.lower() for c in classes]
         attrs = {}
         for name, values in (attributes or {}).items():
-            values = _as_list(values)
+            values = as_list(values)
             if values:
                 attrs[name] = values
         first = dict((name.lower(), values[0]) for name, values in attrs.items())
@@ -316,7 +316,7 @@ class WinRMDirectory(Directory):
             for op, values in (change if isinstance(change, list) else [change]):
                 if op not in ('replace', 'add', 'delete'):
                     raise ADError('invalid modify operation %r for %s (use replace, add or delete)' % (op, name))
-                values = _as_list(values)
+                values = as_list(values)
                 if name.lower() == 'unicodepwd':
                     if op != 'replace' or len(values) != 1:
                         raise ADError('unicodePwd can only be replaced by one value (a password reset)')

@@ -17,8 +17,9 @@ from ansible_collections.winkube.gmsa.plugins.module_utils.ad.winrm_directory im
     WinRMDirectory, split_rdn, to_data, to_entry)
 from ansible_collections.winkube.gmsa.plugins.module_utils.models.security_descriptor import (
     GroupMSAMembership, sid_to_bytes)
-from ansible_collections.winkube.gmsa.plugins.module_utils.winrm import ad_scripts, scripts
-from ansible_collections.winkube.gmsa.plugins.module_utils.winrm.connection_spec import WINRM_CONNECTION_SPEC
+from ansible_collections.winkube.gmsa.plugins.module_utils.ad import cmdlets as ad_scripts
+from ansible_collections.winkube.gmsa.plugins.module_utils.winrm import scripts
+from ansible_collections.winkube.gmsa.plugins.module_utils.connection.winrm import WINRM_CONNECTION_SPEC
 from ansible_collections.winkube.gmsa.plugins.module_utils.winrm.runner import PowerShellError, WinRMRunError
 
 DOMAIN_SID = 'S-1-5-21-1-2-3'

@@ -8,7 +8,7 @@ from ansible_collections.winkube.gmsa.plugins.doc_fragments.ad_connection import
 from ansible_collections.winkube.gmsa.plugins.doc_fragments.k8s_connection import ModuleDocFragment as K8sDoc
 from ansible_collections.winkube.gmsa.plugins.module_utils.ad.connection_spec import (
     AD_CONNECTION_SPEC, ad_argument_spec)
-from ansible_collections.winkube.gmsa.plugins.module_utils.k8s.connection_spec import (
+from ansible_collections.winkube.gmsa.plugins.module_utils.connection.k8s import (
     K8S_CONNECTION_SPEC, k8s_argument_spec)
 
 

@@ -8,9 +8,9 @@ import json
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.module_utils.common.parameters import remove_values
 
-from ansible_collections.winkube.gmsa.plugins.module_utils.k8s.connection_spec import k8s_argument_spec
+from ansible_collections.winkube.gmsa.plugins.module_utils.connection.k8s import k8s_argument_spec
 from ansible_collections.winkube.gmsa.plugins.module_utils.secrets import mask_structured_secrets
-from ansible_collections.winkube.gmsa.plugins.module_utils.winrm.connection_spec import CLUSTER_OPTION
+from ansible_collections.winkube.gmsa.plugins.module_utils.connection.winrm import CLUSTER_OPTION
 
 TOKEN = 'eyJhbGciOiJSUzI1NiJ9.tok-en-secret-123'
 KEY_DATA = 'LS0tLS1CRUdJTiBQUklWQVRFIEtFWS0tLS0tc2VjcmV0a2V5'

@@ -5,8 +5,8 @@ from __future__ import annotations
 import yaml
 
 from ansible_collections.winkube.gmsa.plugins.doc_fragments.winrm_connection import ModuleDocFragment as WinrmDoc
-from ansible_collections.winkube.gmsa.plugins.module_utils.k8s.connection_spec import K8S_CONNECTION_SPEC
-from ansible_collections.winkube.gmsa.plugins.module_utils.winrm.connection_spec import (
+from ansible_collections.winkube.gmsa.plugins.module_utils.connection.k8s import K8S_CONNECTION_SPEC
+from ansible_collections.winkube.gmsa.plugins.module_utils.connection.winrm import (
     CLUSTER_OPTION, WINRM_CONNECTION_SPEC, check_connection, winrm_argument_spec)
 
 
