@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Write every role's meta/argument_specs.yml: the shared role variables from meta/shared_argument_specs.yml, the
 role's own options and entry point texts from its current file.
 
@@ -91,7 +90,7 @@ def stale(repo=REPO, write=False):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n', maxsplit=1)[0])
     parser.add_argument('--check', action='store_true', help='name the files that are not current and exit 1, write nothing')
     args = parser.parse_args(argv)
     paths = stale(write=not args.check)

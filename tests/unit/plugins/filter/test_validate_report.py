@@ -128,7 +128,8 @@ def test_access_answers_and_pods_go_to_their_credential_spec():
 def test_portable_mode_checks_the_identity_and_names_the_plugin_guid():
     nodes = {'mode': 'portable', 'host_group': 'ContainerHosts', 'computers': [],
              'portable_identity': {'name': 'ccg-reader$'},
-             'host_account_config': {'plugin': 'azure_key_vault', 'object_id': '2bd7c3b8-0f4e-4e0c-9d6a-2f1d7f3c8a11', 'secret_uri': 'https://kv1.vault.azure.net/secrets/u'}}
+             'host_account_config': {'plugin': 'azure_key_vault', 'object_id': '2bd7c3b8-0f4e-4e0c-9d6a-2f1d7f3c8a11',
+                                     'secret_uri': 'https://kv1.vault.azure.net/secrets/u'}}
     results = {'credspecs_specs': {'objects': [{'name': 'gmsa-webapp1', 'action': 'updated'}]},
                'ad_portable_identity': {'user': {'sid': None}}}
     entry = by_gmsa(run(nodes=nodes, results=results))['WebApp1']
