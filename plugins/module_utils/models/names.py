@@ -61,6 +61,11 @@ def credential_spec_name(gmsa_name):
     return to_dns1123('gmsa-' + str(gmsa_name).rstrip('$'), max_length=253)
 
 
+def account_credential_spec_name(account):
+    """Credential spec name of a gmsa_accounts entry: its credential_spec, else derived from its name."""
+    return account.get('credential_spec') or credential_spec_name(account['name'])
+
+
 def cluster_role_name(credential_spec):
     """ClusterRole allowing `use` of one credential spec."""
     return 'winkube-gmsa-use-' + credential_spec
