@@ -43,7 +43,7 @@ _value:
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.winkube.gmsa.plugins.module_utils.ad.connection_spec import AD_CONNECTION_OPTIONS
-from ansible_collections.winkube.gmsa.plugins.module_utils.k8s.connection_spec import K8S_CONNECTION_OPTIONS
+from ansible_collections.winkube.gmsa.plugins.module_utils.connection.k8s import K8S_CONNECTION_OPTIONS
 
 OPTIONS = {'ad': AD_CONNECTION_OPTIONS, 'k8s': K8S_CONNECTION_OPTIONS}
 

@@ -12,7 +12,7 @@ author:
   - winkube.gmsa maintainers (@winkube)
 description:
   - Turns what the role C(winkube.gmsa.gmsa_validate) gathered (the other roles' results in check mode,
-    M(winkube.gmsa.gmsa_info), M(winkube.gmsa.credential_spec_access), M(winkube.gmsa.pod_gmsa_check)) into one
+    M(winkube.gmsa.gmsa_info), M(winkube.gmsa.credential_spec_access_info), M(winkube.gmsa.pod_gmsa_check)) into one
     entry per gMSA with its problems and the next step.
   - The checks, in the order a gMSA needs them to work, KDS root key, the account, who may retrieve its password,
     unique SPNs, the portable identity, the nodes' group membership, the CRD, the webhook and the nodes' registry,
@@ -50,7 +50,7 @@ options:
     elements: str
     default: []
   access:
-    description: The C(results) of M(winkube.gmsa.credential_spec_access).
+    description: The C(results) of M(winkube.gmsa.credential_spec_access_info).
     type: list
     elements: dict
     default: []

@@ -7,7 +7,7 @@ from ansible.errors import AnsibleFilterError
 
 from ansible_collections.winkube.gmsa.plugins.filter.connection_options import FilterModule
 from ansible_collections.winkube.gmsa.plugins.module_utils.ad.connection_spec import ad_argument_spec
-from ansible_collections.winkube.gmsa.plugins.module_utils.k8s.connection_spec import k8s_argument_spec
+from ansible_collections.winkube.gmsa.plugins.module_utils.connection.k8s import k8s_argument_spec
 
 pick = FilterModule().filters()['connection_options']
 
