@@ -59,7 +59,6 @@ from ansible.errors import AnsibleFilterError
 
 from ansible_collections.winkube.gmsa.plugins.module_utils.models.names import (
     account_credential_spec_name,
-    cluster_role_name,
     is_dns1123_subdomain,
 )
 
@@ -117,10 +116,6 @@ def _credspecs_problems(variables, docker_hosts, docker_group):
     for account, name in zip(accounts, names):
         if not is_dns1123_subdomain(name):
             out.append('credential spec name %s is not a DNS-1123 subdomain (lower case letters, digits, - and .)' % name)
-        elif account.get('use_by') and not is_dns1123_subdomain(cluster_role_name(name)):
-            out.append('credential spec name %s is too long for the ClusterRole and RoleBindings that let gmsa_accounts[].use_by use it '
-                       '(%s has %d characters, Kubernetes takes 253); set a shorter credential_spec'
-                       % (name, cluster_role_name(name), len(cluster_role_name(name))))
     refs = []
     for account in accounts:
         for workload in account.get('workloads') or []:

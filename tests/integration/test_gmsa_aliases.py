@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import secrets
 
-from test_gmsa import gmsa_entry, run_module  # noqa: F401 pylint: disable=unused-import  (fixture)
+# run_module is a fixture of test_gmsa, used here by its name
+from test_gmsa import gmsa_entry, run_module  # noqa: F401 pylint: disable=unused-import
 
 
 def test_service_account_option_names(run_module, samba_lab):  # noqa: F811 pylint: disable=redefined-outer-name

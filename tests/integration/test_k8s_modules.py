@@ -273,6 +273,32 @@ def test_rbac_bindings_missing_namespace_and_prune(run, api):
     assert bad.rc != 0 and 'DNS-1123' in bad.results['rbac']['msg']
 
 
+def test_rbac_for_the_longest_credential_spec_name(run, api):
+    """RBAC names are path segment names with no length limit on the API server, so the ClusterRole and
+    RoleBinding of a 253-character credential spec (their names have 270) are accepted as they are."""
+    rbac = client.RbacAuthorizationV1Api(api)
+    name = 'gmsa-' + 'l' * 248
+    tasks = """
+- name: rbac
+  winkube.gmsa.credential_spec_rbac:
+    bindings:
+      - credential_spec: "{{ name }}"
+        use_by: [{namespace: winkube-rbac-long, service_accounts: [webapp]}]
+    missing_namespace: create
+    state: "{{ state }}"
+"""
+    created = run(tasks, {'name': name, 'state': 'present'})
+    assert created.rc == 0 and created.changed, created
+    role = rbac.read_cluster_role('winkube-gmsa-use-' + name)
+    assert len(role.metadata.name) == 270 and role.rules[0].resource_names == [name]
+    binding = rbac.read_namespaced_role_binding('winkube-gmsa-use-' + name, 'winkube-rbac-long')
+    assert binding.role_ref.name == role.metadata.name
+    again = run(tasks, {'name': name, 'state': 'present'})
+    assert again.rc == 0 and not again.changed, again
+    removed = run(tasks, {'name': name, 'state': 'absent'})
+    assert removed.rc == 0 and removed.changed, removed
+
+
 def test_webhook_in_cluster_objects_idempotent_and_absent(run, api):
     tasks = """
 - name: webhook

@@ -11,9 +11,8 @@ from ansible_collections.winkube.gmsa.plugins.module_utils.ad import engine, rec
 from ansible_collections.winkube.gmsa.plugins.module_utils.ad.ldap_client import ADAlreadyExists, ADError, Entry
 
 BASE = 'DC=contoso,DC=test'
-GROUP = reconciler.ObjectType('group', engine.HOST_GROUP_ROWS, ['top', 'group'], ['cn', 'objectClass', 'sAMAccountName',
-                                                                                   'groupType', 'description', 'member'],
-                              classes=['group'])
+GROUP_READS = ['cn', 'objectClass', 'sAMAccountName', 'groupType', 'description', 'member']
+GROUP = reconciler.ObjectType('group', engine.HOST_GROUP_ROWS, ['top', 'group'], GROUP_READS, classes=['group'])
 
 
 class MemoryDirectory:
