@@ -140,17 +140,14 @@ seealso:
 """
 
 EXAMPLES = r"""
-# The inventory form: a play on the Windows Docker hosts of the inventory, through their own connection.
-- name: Credential spec of WebApp1 on every Windows Docker host
-  hosts: docker_windows
-  gather_facts: false
-  tasks:
-    - name: Write the file, and the Swarm config file on the controller (once)
-      winkube.gmsa.docker_credential_spec:
-        name: webapp1
-        credspec: "{{ hostvars['localhost'].domain | winkube.gmsa.credential_spec('WebApp1') }}"
-        data_root: D:\docker
-        swarm_file: "{{ playbook_dir + '/out/webapp1.json' if inventory_hostname == groups['docker_windows'][0] else omit }}"
+# The inventory form: a task in a play on the Windows Docker hosts of the inventory (hosts: docker_windows),
+# which reaches each host through its own connection.
+- name: Write the file, and the Swarm config file on the controller (once)
+  winkube.gmsa.docker_credential_spec:
+    name: webapp1
+    credspec: "{{ hostvars['localhost'].domain | winkube.gmsa.credential_spec('WebApp1') }}"
+    data_root: D:\docker
+    swarm_file: "{{ playbook_dir + '/out/webapp1.json' if inventory_hostname == groups['docker_windows'][0] else omit }}"
 
 # The deprecated controller-side form (hosts and WinRM credentials as options), removed in 1.0.0.
 - name: Read the domain
