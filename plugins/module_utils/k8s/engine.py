@@ -13,7 +13,8 @@ The engine
 * writes with server-side apply (field manager ``winkube.gmsa``, force on conflicts only when asked),
   or with server-side dry-run (dryRun=All) in check mode, so validation and admission still run;
   up to ``write_concurrency`` writes are in flight at once (results and errors stay in input order;
-  Namespaces and CustomResourceDefinitions, which later objects may need, are written alone);
+  Namespaces and CustomResourceDefinitions, which later objects may need, are written alone, and a binding
+  is never written beside a role);
 * reports changed only when the server's object changed (resourceVersion in normal mode, the content
   in check mode) and keeps before/after of every changed object for --diff (Secret values redacted).
 
@@ -40,6 +41,8 @@ from ansible_collections.winkube.gmsa.plugins.module_utils.models.names import (
 WRITE_CONCURRENCY = 4
 # Kinds that objects after them may need to exist (their namespace, their type): written one at a time.
 _BARRIER_KINDS = frozenset(('Namespace', 'CustomResourceDefinition'))
+_ROLE_KINDS = frozenset(('Role', 'ClusterRole'))
+_BINDING_KINDS = frozenset(('RoleBinding', 'ClusterRoleBinding'))
 
 # (apiVersion, kind) -> (plural, namespaced)
 KINDS = {
@@ -365,16 +368,22 @@ class Engine(object):
         return result, getattr(self.transport, 'last_status', 201)
 
     def _batches(self, pending):
-        """Runs of consecutive writes that may go in parallel; a barrier kind is a run of its own."""
+        """Runs of consecutive writes that may go in parallel; a barrier kind is a run of its own, and a binding
+        never runs beside a role (the API server checks a binding's role against its creator's rights, so the
+        role must exist first)."""
         batch = []
         for item in pending:
-            if item[1][1] in _BARRIER_KINDS:
+            kind = item[1][1]
+            if kind in _BARRIER_KINDS:
                 if batch:
                     yield batch
                 yield [item]
                 batch = []
-            else:
-                batch.append(item)
+                continue
+            if kind in _BINDING_KINDS and any(other[1][1] in _ROLE_KINDS for other in batch):
+                yield batch
+                batch = []
+            batch.append(item)
         if batch:
             yield batch
 

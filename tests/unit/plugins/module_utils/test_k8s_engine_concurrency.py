@@ -111,3 +111,26 @@ def test_namespace_is_written_alone_before_the_objects_after_it():
     assert {e[1] for e in events[:ns_start] if e[0] == 'end'} == {'a0', 'a1'}  # earlier writes finished first
     assert events[ns_start + 1] == ('end', 'ns1')  # nothing else in flight with it
     assert all(events.index(('start', n)) > ns_end for n in ('b0', 'b1'))
+
+
+def cluster_role(name):
+    return {'apiVersion': 'rbac.authorization.k8s.io/v1', 'kind': 'ClusterRole', 'metadata': {'name': name}, 'rules': []}
+
+
+def role_binding(name, role, ns='n'):
+    return {'apiVersion': 'rbac.authorization.k8s.io/v1', 'kind': 'RoleBinding', 'metadata': {'name': name, 'namespace': ns},
+            'roleRef': {'apiGroup': 'rbac.authorization.k8s.io', 'kind': 'ClusterRole', 'name': role}, 'subjects': []}
+
+
+def test_a_binding_starts_only_after_the_roles_before_it_are_written():
+    # The API server checks a binding's role against the rights of whoever creates the binding: a role still
+    # being created is "not found" for a creator without the bind verb.
+    server = SlowServer(slow=['r1'])
+    objects = [cluster_role('r1'), role_binding('b1', 'r1'), role_binding('b2', 'r1', ns='m'), cluster_role('r2'),
+               role_binding('b3', 'r2')]
+    changes = eng.Engine(server, write_concurrency=4).apply(objects)
+    assert [c.ref[3] for c in changes] == ['r1', 'b1', 'b2', 'r2', 'b3']
+    events = server.events
+    assert events.index(('start', 'b1')) > events.index(('end', 'r1'))
+    assert events.index(('start', 'b3')) > events.index(('end', 'r2'))
+    assert server.max_in_flight >= 2  # b1, b2 and r2 still go together
