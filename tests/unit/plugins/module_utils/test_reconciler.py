@@ -11,8 +11,8 @@ from ansible_collections.winkube.gmsa.plugins.module_utils.ad import engine, rec
 from ansible_collections.winkube.gmsa.plugins.module_utils.ad.ldap_client import ADAlreadyExists, ADError, Entry
 
 BASE = 'DC=contoso,DC=test'
-GROUP = reconciler.ObjectType('group', engine.HOST_GROUP_ROWS, ['top', 'group'], ['cn', 'objectClass', 'sAMAccountName',
-                                                                                   'groupType', 'description', 'member'],
+GROUP = reconciler.ObjectType('group', engine.HOST_GROUP_ROWS, ['top', 'group'],
+                              ['cn', 'objectClass', 'sAMAccountName', 'groupType', 'description', 'member'],
                               classes=['group'])
 
 
@@ -54,6 +54,16 @@ class MemoryDirectory:
     def delete(self, dn):
         self.calls.append(('delete', dn))
         del self.objects[dn]
+
+    # the plan's operations, carried out as the LDAP writer does (ldap_client.Directory)
+    def create(self, dn, object_type, attributes, values):
+        self.add(dn, object_type.object_class, attributes)
+
+    def update(self, dn, object_type, changes, password=None):
+        self.modify(dn, changes)
+
+    def remove(self, dn, object_type):
+        self.delete(dn)
 
 
 class Module:
