@@ -210,7 +210,7 @@ from ansible_collections.winkube.gmsa.plugins.module_utils.ad import dn, engine
 from ansible_collections.winkube.gmsa.plugins.module_utils.ad import principals as principal_lookup
 from ansible_collections.winkube.gmsa.plugins.module_utils.ad.reconciler import GrantingReconciler, ObjectType
 
-GROUP = ObjectType('group', engine.HOST_GROUP_ROWS, ['top', 'group'], classes=['group'], read_attributes=[
+GROUP = ObjectType('group', engine.HOST_GROUP_ROWS, ['top', 'group'], classes=['group'], cmdlet='ADGroup', read_attributes=[
     'cn', 'objectClass', 'objectSid', 'objectGUID', 'sAMAccountName', 'groupType', 'description', 'member',
     'msDS-GroupMSAMembership'])
 

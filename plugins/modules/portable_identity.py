@@ -318,7 +318,7 @@ from ansible_collections.winkube.gmsa.plugins.module_utils.portable_secret impor
 )
 
 USER = ObjectType('user account', engine.USER_ROWS, engine.USER_OBJECT_CLASS, classes=['user'],
-                  not_classes=['computer'], read_attributes=[
+                  not_classes=['computer'], cmdlet='ADUser', read_attributes=[
                       'cn', 'objectClass', 'objectSid', 'objectGUID', 'sAMAccountName', 'userPrincipalName',
                       'description', 'userAccountControl', 'msDS-GroupMSAMembership'])
 
@@ -441,8 +441,11 @@ class PortableIdentityTask(GrantingReconciler):
     def create_attributes(self, target):
         attributes = dict(target['plan'].create)
         attributes['sAMAccountName'] = [self.sam]
-        attributes['unicodePwd'] = [model.unicode_pwd(self.password)]
         return attributes
+
+    def create_values(self, target):
+        return dict(super(PortableIdentityTask, self).create_values(target), sam_account_name=self.sam,
+                    password=self.password)
 
     def create(self, target):
         created = super(PortableIdentityTask, self).create(target)
@@ -451,7 +454,7 @@ class PortableIdentityTask(GrantingReconciler):
 
     def update(self, principal):
         if self.set_password:
-            self.directory.modify(principal['dn'], {'unicodePwd': [('replace', [model.unicode_pwd(self.password)])]})
+            self.directory.update(principal['dn'], USER, {}, password=self.password)
             self.password_written = True
         super(PortableIdentityTask, self).update(principal)
 

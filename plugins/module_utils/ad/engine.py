@@ -711,10 +711,11 @@ class ConcurrentChangeError(ADError):
     """A guarded attribute kept changing under this run; nothing of that object's plan was written."""
 
 
-def modify_guarded(directory, dn, current_plan, replan, attempts=REPLAN_ATTEMPTS, sleep=time.sleep):
-    """Write ``current_plan.changes`` to ``dn``. When the modify fails and a guarded attribute (msDS-GroupMSAMembership)
-    is no longer what the plan was made from, another writer changed it in between: ``replan()`` reads the object
-    again and returns a new Plan (None: the object is gone), which is written instead, at most ``attempts`` times.
+def modify_guarded(write, dn, current_plan, replan, attempts=REPLAN_ATTEMPTS, sleep=time.sleep):
+    """Write ``current_plan.changes`` to ``dn`` with ``write(changes)`` (the backend's update of that object).
+    When the write fails and a guarded attribute (msDS-GroupMSAMembership) is no longer what the plan was made
+    from, another writer changed it in between: ``replan()`` reads the object again and returns a new Plan (None:
+    the object is gone), which is written instead, at most ``attempts`` times.
     A failure with the value unchanged is a real error and is raised as it is.
 
     Returns (the plan written or None when nothing was left to write, number of re-plans)."""
@@ -723,7 +724,7 @@ def modify_guarded(directory, dn, current_plan, replan, attempts=REPLAN_ATTEMPTS
         if not current_plan.changes:
             return None, replans
         try:
-            directory.modify(dn, current_plan.changes)
+            write(current_plan.changes)
             return current_plan, replans
         except ADError as exc:
             if not current_plan.seen:

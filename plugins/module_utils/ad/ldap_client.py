@@ -95,6 +95,7 @@ except ImportError:
 from ansible_collections.winkube.gmsa.plugins.module_utils import retry
 from ansible_collections.winkube.gmsa.plugins.module_utils.ad import kds
 from ansible_collections.winkube.gmsa.plugins.module_utils.ad.dn import dn_to_dns
+from ansible_collections.winkube.gmsa.plugins.module_utils.models.portable_identity import unicode_pwd
 # errors.py and entry.py hold the errors, Entry and the escaping; the names are re-exported here so callers
 # written against ldap_client keep working (new code imports them from there).
 from ansible_collections.winkube.gmsa.plugins.module_utils.ad.errors import (  # pylint: disable=unused-import
@@ -601,6 +602,24 @@ class Directory(object):
             if self._lost and (self.conn.result or {}).get('result') == RESULT_NO_SUCH_OBJECT:
                 return  # the first try reached the server before the connection was lost: it is gone already
             self._raise('delete', dn)
+
+    # -- the plan's operations (reconciler.py): the LDAP writer carries them out as add/modify/delete --------------
+    # The cmdlet writer (winrm_directory.WinRMDirectory) has the same three methods and runs New-AD*/Set-AD*.
+    def create(self, dn, object_type, attributes, values):
+        """Create one object of ``object_type`` (reconciler.ObjectType): ``attributes`` are the plan's LDAP values,
+        ``values`` the option values (the LDAP writer only takes ``password`` from them, as unicodePwd)."""
+        if values.get('password') is not None:
+            attributes = dict(attributes, unicodePwd=[unicode_pwd(values['password'])])
+        self.add(dn, object_type.object_class, attributes)
+
+    def update(self, dn, object_type, changes, password=None):
+        """Write the plan's ``changes`` (and a password reset) to one existing object."""
+        if password is not None:
+            changes = dict(changes, unicodePwd=[('replace', [unicode_pwd(password)])])
+        self.modify(dn, changes)
+
+    def remove(self, dn, object_type):
+        self.delete(dn)
 
     # -- KDS root keys: the operations Get-KdsRootKey / Add-KdsRootKey carry out with backend winrm ------------
     def kds_root_key_entries(self, container_dn):

@@ -35,10 +35,11 @@ from ansible_collections.winkube.gmsa.plugins.module_utils.ad.errors import ADAl
 class ObjectType:
     """One kind of AD object: its rows, the objectClass of a new one, what is read, how to recognise it."""
 
-    def __init__(self, label, rows, object_class, read_attributes, classes=(), not_classes=()):
+    def __init__(self, label, rows, object_class, read_attributes, classes=(), not_classes=(), cmdlet=None):
         self.label = label
         self.rows = rows
         self.object_class = list(object_class)
+        self.cmdlet = cmdlet  # the noun of its New-/Set-/Remove- cmdlets (backend winrm); None: *-ADObject
         self.read_attributes = list(read_attributes)
         self.classes = [c.lower() for c in classes]  # an entry of this type has all of these ...
         self.not_classes = [c.lower() for c in not_classes]  # ... and none of these
@@ -79,6 +80,19 @@ class CountingDirectory:
 
     def delete(self, dn):
         self.directory.delete(dn)
+        self.writes += 1
+
+    # the plan's operations, carried out by the LDAP writer or the cmdlet writer (the backend)
+    def create(self, dn, object_type, attributes, values):
+        self.directory.create(dn, object_type, attributes, values)
+        self.writes += 1
+
+    def update(self, dn, object_type, changes, password=None):
+        self.directory.update(dn, object_type, changes, password=password)
+        self.writes += 1
+
+    def remove(self, dn, object_type):
+        self.directory.remove(dn, object_type)
         self.writes += 1
 
 
@@ -158,15 +172,20 @@ class Reconciler:
         if not target['changed']:
             return
         if target['state'] == 'absent':
-            self.directory.delete(target['dn'])
+            self.directory.remove(target['dn'], target['type'])
         elif target['entry'] is None:
             self.create(target)
         else:
             self.modify(target)
 
     def create_attributes(self, target):
-        """The attributes of a new object (hook: add what the rows do not hold, e.g. a password)."""
+        """The LDAP attributes of a new object (hook: add what the rows do not hold)."""
         return target['plan'].create
+
+    def create_values(self, target):
+        """The option values of a new object, as the plan has them (hook: add e.g. ``password``); the cmdlet writer
+        takes its New-AD* parameters from these, the LDAP writer only the password."""
+        return dict(target['plan'].after)
 
     adopt = True  # False: a create that finds the object there fails (e.g. it would need a password it cannot know)
 
@@ -175,7 +194,7 @@ class Reconciler:
         whose answer was lost) created it since the read: read it again and converge it like an existing object
         (``created_concurrently``, returns False); when what is there is not this object, the add's error stands."""
         try:
-            self.directory.add(target['dn'], target['type'].object_class, self.create_attributes(target))
+            self.directory.create(target['dn'], target['type'], self.create_attributes(target), self.create_values(target))
             return True
         except ADAlreadyExists:
             entry = self.read_again(target, creating=True) if self.adopt else None
@@ -210,7 +229,10 @@ class Reconciler:
             entry = self.read_again(target)
             return None if entry is None else self.plan_target(target, entry)
 
-        written, replans = engine.modify_guarded(self.directory, target['dn'], target['plan'], replan)
+        def write(changes):
+            self.directory.update(target['dn'], target['type'], changes)
+
+        written, replans = engine.modify_guarded(write, target['dn'], target['plan'], replan)
         target['replans'] += replans
         if written is None:  # the other writer already made every change this object needed
             target['changed'] = False
@@ -291,9 +313,10 @@ class Reconciler:
 # ------------------------------------------------------------------------------------------------------------
 
 GMSA = ObjectType('gMSA', engine.GMSA_ROWS, engine.GMSA_OBJECT_CLASS, engine.GMSA_READ_ATTRIBUTES,
-                  classes=['msDS-GroupManagedServiceAccount'])
+                  classes=['msDS-GroupManagedServiceAccount'], cmdlet='ADServiceAccount')
 PASSWORD_READER = ObjectType('gMSA', engine.PASSWORD_READER_ROWS, engine.GMSA_OBJECT_CLASS,
-                             engine.GMSA_READ_ATTRIBUTES, classes=['msDS-GroupManagedServiceAccount'])
+                             engine.GMSA_READ_ATTRIBUTES, classes=['msDS-GroupManagedServiceAccount'],
+                             cmdlet='ADServiceAccount')
 NEW_SID = 'S-1-0-0'  # placeholder SID of a principal that check mode would create
 
 

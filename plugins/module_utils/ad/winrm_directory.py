@@ -1,13 +1,17 @@
 # -*- coding: utf-8 -*-
 # Copyright: winkube.gmsa contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""``backend: winrm``: the ``Directory`` interface of ldap_client.py, carried out by the ActiveDirectory
-PowerShell cmdlets on one Windows host over WinRM (scripts in ad/cmdlets.py, run by winrm/runner.py).
+"""``backend: winrm``: the ActiveDirectory PowerShell cmdlets on one Windows host over WinRM (scripts in
+ad/cmdlets.py, run by winrm/runner.py), behind the same interface as ldap_client.Directory.
 
-The modules do not know which backend they talk to: searches return ``ldap_client.Entry`` objects with the
-same raw values the LDAP backend returns (binary attributes as bytes), ``add``/``modify``/``delete`` take the
-same arguments, and cmdlet errors become the same ``ADError`` subclasses (with the cmdlet's message). So the
-plans of engine.py, check mode, ``--diff`` and idempotence are shared.
+Reads: searches return ``ldap_client.Entry`` objects with the raw values the LDAP backend returns (binary
+attributes as bytes, object classes as their chain), so engine.py plans the same way on both backends.
+
+Writes: the cmdlet writer. The plan's operations arrive as ``create``/``update``/``remove`` with the module's
+``reconciler.ObjectType``: its ``cmdlet`` noun picks New-/Set-/Remove-AD*, the option values (not LDAP
+encodings such as userAccountControl or unicodePwd) fill the New-AD* cmdlet's named parameters, and the rows
+say which attribute values are integers or security descriptors. The LDAP-shaped ``add``/``modify``/``delete``
+are refused. Cmdlet errors become the LDAP backend's ``ADError`` subclasses (with the cmdlet's message).
 
 Round trips: one WinRM command at connect time reads every fact (RootDSE, domain, NetBIOS name); each search
 is one command returning every object with every asked attribute; each write is one command (an add also
@@ -34,6 +38,7 @@ from ansible_collections.winkube.gmsa.plugins.module_utils.ad.ldap_client import
     needed_right,
 )
 from ansible_collections.winkube.gmsa.plugins.module_utils.ad import cmdlets as ad_scripts
+from ansible_collections.winkube.gmsa.plugins.module_utils.ad import engine
 from ansible_collections.winkube.gmsa.plugins.module_utils.connection.winrm import check_connection
 from ansible_collections.winkube.gmsa.plugins.module_utils.winrm.runner import (
     PowerShellError,
@@ -63,24 +68,14 @@ CLASS_CHAINS = dict((chain[-1].lower(), chain) for chain in (
     ['top', 'container'],
     ['top', 'msKds-ProvRootKey'],
 ))
-SECURITY_DESCRIPTORS = frozenset(('msds-groupmsamembership', 'ntsecuritydescriptor',
-                                  'msds-allowedtoactonbehalfofotheridentity'))
-INTEGERS = frozenset(name.lower() for name in (
-    'userAccountControl', 'msDS-SupportedEncryptionTypes', 'msDS-ManagedPasswordInterval', 'groupType',
-    'primaryGroupID', 'adminCount', 'msKds-Version', 'msKds-CreateTime', 'msKds-UseStartTime',
-    'msKds-PublicKeyLength', 'msKds-PrivateKeyLength', 'accountExpires', 'pwdLastSet',
-))
-# Attributes each New-AD* cmdlet takes as a named parameter (so not in -OtherAttributes).
-NAMED = {
-    'service_account': ('cn', 'name', 'samaccountname', 'dnshostname', 'useraccountcontrol', 'objectclass'),
-    'group': ('cn', 'name', 'samaccountname', 'grouptype', 'objectclass'),
-    'user': ('cn', 'name', 'samaccountname', 'userprincipalname', 'useraccountcontrol', 'unicodepwd',
-             'objectclass'),
-    'object': ('cn', 'name', 'objectclass'),
+# The named parameters of each New-AD* cmdlet (cmdlets.AD_NEW), by the ObjectType's cmdlet noun: which option
+# value each takes. The attributes of the rows of these options are not sent again in -OtherAttributes.
+PARAMETERS = {
+    'ADServiceAccount': ('service_account', ('sam_account_name', 'dns_host_name', 'enabled')),
+    'ADGroup': ('group', ('sam_account_name', 'scope')),
+    'ADUser': ('user', ('sam_account_name', 'user_principal_name', 'enabled', 'password_never_expires')),
 }
-ACCOUNTDISABLE = 0x2
-DONT_EXPIRE_PASSWORD = 0x10000
-GROUP_SCOPES = ((0x4, 'DomainLocal'), (0x2, 'Global'), (0x8, 'Universal'))
+GROUP_SCOPES = {'domainlocal': 'DomainLocal', 'global': 'Global', 'universal': 'Universal'}
 
 
 def unescape_rdn_value(value):
@@ -131,24 +126,36 @@ def to_entry(dn, attributes):
     return Entry(dn, raw)
 
 
-def to_data(name, value):
-    """One LDAP value (from a plan: str, bytes) as the script's data: a string, {"b"}, {"sd"} or {"i"}."""
+def value_types(object_type):
+    """{attribute (lower case): 'i' or 'sd'}: how the rows of ``object_type`` hold their values (integers, security
+    descriptors); every other value is a string, or binary ({"b"}) when bytes."""
+    types = {}
+    for row in object_type.rows:
+        if row.kind == 'flag' or isinstance(row.codec, (engine.IntCodec, engine.BitListCodec)):
+            types[row.attribute.lower()] = 'i'
+        elif getattr(row.codec, 'guarded', False):
+            types[row.attribute.lower()] = 'sd'
+    return types
+
+
+def to_data(value, kind=None):
+    """One value of a plan (str, bytes, int) as the script's data: a string, {"b"}, {"sd"} or {"i"}."""
     if isinstance(value, (bytes, bytearray)):
-        key = 'sd' if name.lower() in SECURITY_DESCRIPTORS else 'b'
-        return {key: base64.b64encode(bytes(value)).decode('ascii')}
-    if isinstance(value, int) or (name.lower() in INTEGERS and str(value).lstrip('-').isdigit()):
+        return {kind if kind == 'sd' else 'b': base64.b64encode(bytes(value)).decode('ascii')}
+    if isinstance(value, int) or kind == 'i':
         return {'i': str(int(value))}
     return str(value)
 
 
-def table(attributes):
-    return [{'name': name, 'values': [to_data(name, v) for v in values]} for name, values in attributes.items()]
+def table(object_type, attributes):
+    types = value_types(object_type)
+    return [{'name': name, 'values': [to_data(v, types.get(name.lower())) for v in as_list(values)]}
+            for name, values in attributes.items()]
 
 
-def password_of(values):
-    """The clear-text password inside a unicodePwd value ('"password"' in UTF-16-LE)."""
-    text = values[0].decode('utf-16-le') if isinstance(values[0], (bytes, bytearray)) else str(values[0])
-    return text[1:-1] if len(text) >= 2 and text[0] == text[-1] == '"' else text
+def service_account_or_object(object_type):
+    """The Set-/Remove- cmdlet of AD_SET and AD_REMOVE: *-ADServiceAccount for gMSAs, *-ADObject for the rest."""
+    return 'service_account' if object_type.cmdlet == 'ADServiceAccount' else 'object'
 
 
 class WinRMDirectory(Directory):
@@ -160,7 +167,6 @@ class WinRMDirectory(Directory):
         self.host = host
         self.server = server or None
         self.commands = 0  # WinRM commands run (round trips to the host)
-        self._classes = {}  # normalized DN -> object classes seen in searches (picks the Set-/Remove- cmdlet)
         self._created = {}  # normalized DN -> Entry with objectSid/objectGUID of objects this session added
 
     # -- running scripts -------------------------------------------------------------------------------
@@ -240,14 +246,7 @@ class WinRMDirectory(Directory):
         data = {'base': base, 'filter': ldap_filter, 'scope': search_scope, 'attributes': list(attributes or []),
                 'size_limit': int(size_limit or 0)}
         result = self.call(ad_scripts.AD_SEARCH, data, 'search', base)
-        entries = []
-        for item in (result or {}).get('objects') or []:
-            entry = to_entry(item.get('dn'), item.get('attributes'))
-            classes = entry.values('objectClass')
-            if classes:
-                self._classes[normalize_dn(entry.dn)] = [c.lower() for c in classes]
-            entries.append(entry)
-        return entries
+        return [to_entry(item.get('dn'), item.get('attributes')) for item in (result or {}).get('objects') or []]
 
     def get(self, dn, attributes, controls=None):
         created = self._created.get(normalize_dn(dn))
@@ -255,53 +254,31 @@ class WinRMDirectory(Directory):
             return created
         return super(WinRMDirectory, self).get(dn, attributes, controls=controls)
 
-    def _kind(self, dn):
-        classes = self._classes.get(normalize_dn(dn)) or []
-        return 'service_account' if 'msds-groupmanagedserviceaccount' in classes else 'object'
-
-    def add(self, dn, object_class, attributes):
-        classes = [object_class] if isinstance(object_class, str) else list(object_class)
-        lower = [c.lower() for c in classes]
-        attrs = {}
-        for name, values in (attributes or {}).items():
-            values = as_list(values)
-            if values:
-                attrs[name] = values
-        first = dict((name.lower(), values[0]) for name, values in attrs.items())
+    # -- the plan's operations: the cmdlet writer (ldap_client.Directory has the LDAP writer's) ---------------
+    def create(self, dn, object_type, attributes, values):
+        """New-ADServiceAccount / New-ADGroup / New-ADUser (the ObjectType's ``cmdlet``) with its named parameters
+        from the option ``values``, the plan's other attributes in -OtherAttributes; New-ADObject otherwise."""
+        kind, options = PARAMETERS.get(object_type.cmdlet, ('object', ()))
+        named = set(row.attribute.lower() for row in object_type.rows if row.option in options)
         name, path = split_rdn(dn)
-        uac = int(first.get('useraccountcontrol') or 0)
-        data = {'dn': dn, 'name': name, 'path': path, 'object_class': classes[-1] if classes else None}
-        if 'msds-groupmanagedserviceaccount' in lower:
-            kind = 'service_account'
-            data.update(sam_account_name=first.get('samaccountname'), dns_host_name=first.get('dnshostname'),
-                        enabled=not uac & ACCOUNTDISABLE)
-        elif 'group' in lower:
-            kind = 'group'
-            group_type = int(first.get('grouptype') or -2147483646) & 0xFFFFFFFF
-            data.update(sam_account_name=first.get('samaccountname'),
-                        group_scope=next((s for bit, s in GROUP_SCOPES if group_type & bit), 'Global'),
-                        group_category='Security' if group_type & 0x80000000 else 'Distribution')
-        elif 'user' in lower and 'computer' not in lower:
-            kind = 'user'
-            data.update(sam_account_name=first.get('samaccountname'),
-                        user_principal_name=first.get('userprincipalname'),
-                        password=password_of([first['unicodepwd']]) if 'unicodepwd' in first else None,
-                        enabled=not uac & ACCOUNTDISABLE if uac else True,
-                        password_never_expires=bool(uac & DONT_EXPIRE_PASSWORD))
-        else:
-            kind = 'object'
-        data['kind'] = kind
-        data['other_attributes'] = table(dict((n, v) for n, v in attrs.items() if n.lower() not in NAMED[kind]))
-        result = self.call(ad_scripts.AD_NEW, data, 'add', dn, object_class=classes[-1] if classes else None,
-                           attributes=', '.join(attrs)) or {}
+        data = {'dn': dn, 'name': name, 'path': path, 'kind': kind, 'object_class': object_type.object_class[-1],
+                'other_attributes': table(object_type, dict(
+                    (n, v) for n, v in attributes.items() if as_list(v) and n.lower() not in named))}
+        data.update((option, values.get(option)) for option in options)
+        if kind == 'group':  # engine.group_type: security groups only
+            data.update(group_scope=GROUP_SCOPES[values['scope']], group_category='Security')
+        if kind == 'user':
+            data['password'] = values.get('password')
+        result = self.call(ad_scripts.AD_NEW, data, 'add', dn, object_class=data['object_class'],
+                           attributes=', '.join(attributes)) or {}
         created = to_entry(result.get('dn') or dn, {'objectSid': [result.get('objectSid')],
                                                     'objectGUID': [result.get('objectGUID')]})
         for key in set((normalize_dn(dn), normalize_dn(created.dn))):  # as asked, and as the server spells it
-            self._classes[key] = [c.lower() for c in CLASS_CHAINS.get(lower[-1], classes)] if lower else []
             self._created[key] = created
 
-    def modify(self, dn, changes):
-        """One Set-ADServiceAccount / Set-ADObject call: LDAP delete -> -Remove, add -> -Add, replace -> -Replace.
+    def update(self, dn, object_type, changes, password=None):
+        """One Set-ADServiceAccount / Set-ADObject call: LDAP delete -> -Remove, add -> -Add, replace -> -Replace,
+        replace with nothing -> -Clear; a password with Set-ADAccountPassword -Reset.
 
         msDS-GroupMSAMembership comes from the plan as delete-of-the-value-read plus add-of-the-new-value
         (engine.SecurityDescriptorCodec), so the call carries -Remove @{old} -Add @{new} and never -Replace: the
@@ -311,30 +288,35 @@ class WinRMDirectory(Directory):
         gives back the stored bytes. If it did not, the remove would fail with the value unchanged and the task
         fails with the cmdlet's error; it never overwrites another run's grant."""
         ops = {'remove': {}, 'add': {}, 'replace': {}}
-        clear, password = [], None
+        clear = []
         for name, change in changes.items():
             for op, values in (change if isinstance(change, list) else [change]):
                 if op not in ('replace', 'add', 'delete'):
                     raise ADError('invalid modify operation %r for %s (use replace, add or delete)' % (op, name))
                 values = as_list(values)
-                if name.lower() == 'unicodepwd':
-                    if op != 'replace' or len(values) != 1:
-                        raise ADError('unicodePwd can only be replaced by one value (a password reset)')
-                    password = password_of(values)
-                elif values:
+                if values:
                     ops['remove' if op == 'delete' else op].setdefault(name, []).extend(values)
                 else:
                     clear.append(name)
         if not any(ops.values()) and not clear and password is None:
             return
-        data = dict((op, table(attrs)) for op, attrs in ops.items())
-        data.update(kind=self._kind(dn), identity=dn, clear=clear, password=password)
-        self.call(ad_scripts.AD_SET, data, 'modify', dn, attributes=', '.join(changes))
+        data = dict((op, table(object_type, attrs)) for op, attrs in ops.items())
+        data.update(kind=service_account_or_object(object_type), identity=dn, clear=clear, password=password)
+        self.call(ad_scripts.AD_SET, data, 'modify', dn, attributes=', '.join(list(changes) or ['the password']))
+
+    def remove(self, dn, object_type):
+        self.call(ad_scripts.AD_REMOVE, {'kind': service_account_or_object(object_type), 'identity': dn}, 'delete', dn)
+        self._created.pop(normalize_dn(dn), None)
+
+    # No LDAP-shaped writes here: the plan's operations above carry the object type the cmdlets need.
+    def add(self, dn, object_class, attributes):
+        raise ADError('backend winrm creates objects with create(dn, object_type, ...), not an LDAP add')
+
+    def modify(self, dn, changes):
+        raise ADError('backend winrm changes objects with update(dn, object_type, ...), not an LDAP modify')
 
     def delete(self, dn):
-        self.call(ad_scripts.AD_REMOVE, {'kind': self._kind(dn), 'identity': dn}, 'delete', dn)
-        self._classes.pop(normalize_dn(dn), None)
-        self._created.pop(normalize_dn(dn), None)
+        raise ADError('backend winrm deletes objects with remove(dn, object_type), not an LDAP delete')
 
     def close(self):
         pass  # every command had its own WinRM shell; nothing stays open

@@ -1,5 +1,7 @@
-"""backend=winrm without a server: the WinRMDirectory adapter (LDAP operations <-> the cmdlet scripts' data and
-answers), the mapping of cmdlet errors, the option rules between the backends, and the scripts as constants."""
+"""backend=winrm without a server: the WinRMDirectory (searches <-> the cmdlet scripts' data and answers; the plan's
+operations create/update/remove with the module's ObjectType -> New-/Set-/Remove-AD* data), the LDAP writer's side
+of the same operations, the mapping of cmdlet errors, the option rules between the backends, and the scripts as
+constants."""
 
 from __future__ import annotations
 
@@ -8,13 +10,15 @@ import datetime
 
 import pytest
 
-from ansible_collections.winkube.gmsa.plugins.module_utils.ad import engine, kds
+from ansible_collections.winkube.gmsa.plugins.module_utils.ad import engine, kds, reconciler
 from ansible_collections.winkube.gmsa.plugins.module_utils.ad.connection_spec import (
     AD_CONNECTION_SPEC, AD_WINRM_OPTIONS, check_backend)
 from ansible_collections.winkube.gmsa.plugins.module_utils.ad.ldap_client import (
-    ADAlreadyExists, ADConnectionError, ADConstraintViolation, ADError, ADInsufficientAccess, ADNoSuchObject, Entry)
+    ADAlreadyExists, ADConnectionError, ADConstraintViolation, ADError, ADInsufficientAccess, ADNoSuchObject, Directory,
+    Entry)
 from ansible_collections.winkube.gmsa.plugins.module_utils.ad.winrm_directory import (
-    WinRMDirectory, split_rdn, to_data, to_entry)
+    WinRMDirectory, split_rdn, to_data, to_entry, value_types)
+from ansible_collections.winkube.gmsa.plugins.modules import host_group, portable_identity
 from ansible_collections.winkube.gmsa.plugins.module_utils.models.security_descriptor import (
     GroupMSAMembership, sid_to_bytes)
 from ansible_collections.winkube.gmsa.plugins.module_utils.ad import cmdlets as ad_scripts
@@ -105,21 +109,21 @@ def test_search_passes_the_filter_as_data_and_decodes_like_ldap():
     assert engine.plan(engine.GMSA_ROWS, {}, ldap_entry).before == engine.plan(engine.GMSA_ROWS, {}, entry).before
 
 
-def test_add_gmsa_maps_to_new_adserviceaccount_and_remembers_the_identity():
+def test_create_gmsa_takes_the_cmdlet_from_the_object_type_and_its_parameters_from_the_option_values():
     sid = sid_to_bytes(DOMAIN_SID + '-1200')
     d, runner = directory({'dn': 'CN=a\\,b,OU=x,' + BASE, 'objectSid': b64(sid), 'objectGUID': b64(bytes(16))})
     sd = GroupMSAMembership().apply(add=['S-1-5-11'])
     desired = {'sam_account_name': 'ab$', 'dns_host_name': 'ab.contoso.test', 'description': HOSTILE,
                'service_principal_names': ['HTTP/ab'], 'allowed_to_retrieve_password': {'set': ['S-1-5-11']},
                'enabled': False}
-    create = engine.plan(engine.GMSA_ROWS, desired, None).create
-    d.add('CN=a\\,b,OU=x,' + BASE, engine.GMSA_OBJECT_CLASS, create)
+    plan = engine.plan(engine.GMSA_ROWS, desired, None)
+    d.create('CN=a\\,b,OU=x,' + BASE, reconciler.GMSA, plan.create, plan.after)
     data = runner.calls[-1][2]
     assert data['kind'] == 'service_account' and data['name'] == 'a,b' and data['path'] == 'OU=x,' + BASE
     assert (data['sam_account_name'], data['dns_host_name'], data['enabled']) == ('ab$', 'ab.contoso.test', False)
     other = dict((a['name'], a['values']) for a in data['other_attributes'])
     assert set(other) == {'description', 'servicePrincipalName', 'msDS-GroupMSAMembership',
-                          'msDS-SupportedEncryptionTypes', 'msDS-ManagedPasswordInterval'}
+                          'msDS-SupportedEncryptionTypes', 'msDS-ManagedPasswordInterval'}  # the rest are parameters
     assert other['description'] == [HOSTILE]
     assert other['msDS-GroupMSAMembership'] == [{'sd': base64.b64encode(sd.to_bytes()).decode()}]
     assert other['msDS-SupportedEncryptionTypes'] == [{'i': '24'}] and other['msDS-ManagedPasswordInterval'] == [{'i': '30'}]
@@ -128,43 +132,87 @@ def test_add_gmsa_maps_to_new_adserviceaccount_and_remembers_the_identity():
     assert found.sid() == DOMAIN_SID + '-1200' and len(runner.calls) == calls  # no second round trip
 
 
-def test_add_group_user_and_other_objects():
+def test_create_group_user_and_other_objects_from_option_values_not_ldap_encodings():
     d, runner = directory({}, {}, {})
-    d.add('CN=G,CN=Users,' + BASE, ['top', 'group'], {'sAMAccountName': ['G'], 'groupType': [str(engine.group_type('universal'))],
-                                                      'member': ['CN=W1,' + BASE]})
+    plan = engine.plan(engine.HOST_GROUP_ROWS, {'sam_account_name': 'G', 'scope': 'universal',
+                                                'members': {'set': ['CN=W1,' + BASE]}}, None)
+    d.create('CN=G,CN=Users,' + BASE, host_group.GROUP, plan.create, plan.after)
     group = runner.calls[-1][2]
-    assert (group['kind'], group['group_scope'], group['group_category']) == ('group', 'Universal', 'Security')
+    assert (group['kind'], group['sam_account_name'], group['group_scope'], group['group_category']) == \
+        ('group', 'G', 'Universal', 'Security')
     assert group['other_attributes'] == [{'name': 'member', 'values': ['CN=W1,' + BASE]}]
-    d.add('CN=U,CN=Users,' + BASE, engine.USER_OBJECT_CLASS, {
-        'sAMAccountName': ['U'], 'userAccountControl': [str(0x200 | 0x10000)], 'userPrincipalName': ['U@contoso.test'],
-        'unicodePwd': [('"%s"' % HOSTILE).encode('utf-16-le')]})
+    plan = engine.plan(engine.USER_ROWS, {'sam_account_name': 'U', 'user_principal_name': 'U@contoso.test',
+                                          'enabled': True, 'password_never_expires': False}, None)
+    d.create('CN=U,CN=Users,' + BASE, portable_identity.USER, plan.create, dict(plan.after, password=HOSTILE))
     user = runner.calls[-1][2]
-    assert (user['kind'], user['password'], user['enabled'], user['password_never_expires']) == ('user', HOSTILE, True, True)
+    assert (user['kind'], user['password'], user['enabled'], user['password_never_expires']) == ('user', HOSTILE, True, False)
     assert user['other_attributes'] == [] and user['user_principal_name'] == 'U@contoso.test'
-    d.add('CN=k,CN=Keys,' + BASE, 'msKds-ProvRootKey', {'msKds-Version': 1, 'msKds-RootKeyData': b'\x00\x01'})
+    keys = reconciler.ObjectType('key', [engine.Row('version', 'msKds-Version', engine.IntCodec())],
+                                 ['top', 'msKds-ProvRootKey'], [])  # no cmdlet noun: New-ADObject; rows type values
+    d.create('CN=k,CN=Keys,' + BASE, keys, {'msKds-Version': ['7'], 'msKds-RootKeyData': b'\x00\x01'}, {})
     other = runner.calls[-1][2]
     assert other['kind'] == 'object' and other['object_class'] == 'msKds-ProvRootKey'
-    assert other['other_attributes'] == [{'name': 'msKds-Version', 'values': [{'i': '1'}]},
+    assert other['other_attributes'] == [{'name': 'msKds-Version', 'values': [{'i': '7'}]},
                                          {'name': 'msKds-RootKeyData', 'values': [{'b': 'AAE='}]}]
 
 
-def test_modify_maps_ldap_changes_to_remove_add_replace_clear_and_password_reset():
-    gmsa = {'objects': [{'dn': 'CN=W1,' + BASE, 'attributes': {'objectClass': ['msDS-GroupManagedServiceAccount']}}]}
-    d, runner = directory(gmsa, {}, {})
-    d.search(BASE, '(cn=W1)', ['objectClass'])
-    d.modify('CN=W1,' + BASE, {'servicePrincipalName': [('delete', ['HTTP/old']), ('add', ['HTTP/new'])],
-                               'description': ('replace', []), 'userAccountControl': [('replace', ['4098'])]})
+def test_update_and_remove_take_the_set_and_remove_cmdlet_from_the_object_type_without_a_search():
+    d, runner = directory({}, {}, {}, {})
+    d.update('CN=W1,' + BASE, reconciler.GMSA, {'servicePrincipalName': [('delete', ['HTTP/old']), ('add', ['HTTP/new'])],
+                                                'description': ('replace', []), 'userAccountControl': [('replace', ['4098'])]})
     data = runner.calls[-1][2]
     assert data['kind'] == 'service_account' and data['identity'] == 'CN=W1,' + BASE
     assert data['remove'] == [{'name': 'servicePrincipalName', 'values': ['HTTP/old']}]
     assert data['add'] == [{'name': 'servicePrincipalName', 'values': ['HTTP/new']}]
     assert data['replace'] == [{'name': 'userAccountControl', 'values': [{'i': '4098'}]}]
     assert data['clear'] == ['description'] and data['password'] is None
-    d.modify('CN=U,' + BASE, {'unicodePwd': [('replace', [('"%s"' % HOSTILE).encode('utf-16-le')])]})
+    d.update('CN=U,' + BASE, portable_identity.USER, {}, password=HOSTILE)
     data = runner.calls[-1][2]
     assert data['kind'] == 'object' and data['password'] == HOSTILE and data['replace'] == []
-    with pytest.raises(ADError):
-        d.modify('CN=U,' + BASE, {'unicodePwd': [('delete', [b'x'])]})
+    d.remove('CN=W1,' + BASE, reconciler.GMSA)
+    assert runner.calls[-1][1:] == ('ad_remove', {'kind': 'service_account', 'identity': 'CN=W1,' + BASE, 'server': None})
+    d.remove('CN=G,' + BASE, host_group.GROUP)
+    assert runner.calls[-1][2]['kind'] == 'object'
+    assert [c[1] for c in runner.calls] == ['ad_facts', 'ad_set', 'ad_set', 'ad_remove', 'ad_remove']
+
+
+def test_ldap_shaped_writes_are_refused_by_the_cmdlet_writer():
+    d, runner = directory()
+    for write in (lambda: d.add('CN=x,' + BASE, ['top', 'group'], {}), lambda: d.modify('CN=x,' + BASE, {}),
+                  lambda: d.delete('CN=x,' + BASE)):
+        with pytest.raises(ADError, match='backend winrm'):
+            write()
+    assert [c[1] for c in runner.calls] == ['ad_facts']
+
+
+class RecordingLDAP(Directory):
+    """The LDAP writer with its three LDAP operations recorded instead of sent (no server)."""
+
+    def __init__(self):
+        super(RecordingLDAP, self).__init__(None, base_dn=BASE)
+        self.calls = []
+
+    def add(self, dn, object_class, attributes):
+        self.calls.append(('add', dn, object_class, attributes))
+
+    def modify(self, dn, changes):
+        self.calls.append(('modify', dn, changes))
+
+    def delete(self, dn):
+        self.calls.append(('delete', dn))
+
+
+def test_the_ldap_writer_carries_out_the_same_operations_as_add_modify_delete():
+    d = RecordingLDAP()
+    plan = engine.plan(engine.USER_ROWS, {'sam_account_name': 'U', 'enabled': True}, None)
+    d.create('CN=U,' + BASE, portable_identity.USER, plan.create, dict(plan.after, password=HOSTILE))
+    d.update('CN=U,' + BASE, portable_identity.USER, {'description': [('replace', ['x'])]}, password=HOSTILE)
+    d.remove('CN=U,' + BASE, portable_identity.USER)
+    pwd = ('"%s"' % HOSTILE).encode('utf-16-le')
+    assert d.calls == [
+        ('add', 'CN=U,' + BASE, engine.USER_OBJECT_CLASS, dict(plan.create, unicodePwd=[pwd])),
+        ('modify', 'CN=U,' + BASE, {'description': [('replace', ['x'])], 'unicodePwd': [('replace', [pwd])]}),
+        ('delete', 'CN=U,' + BASE)]
 
 
 def test_guarded_grant_is_one_set_call_with_remove_of_the_old_and_add_of_the_new_value():
@@ -174,10 +222,8 @@ def test_guarded_grant_is_one_set_call_with_remove_of_the_old_and_add_of_the_new
     entry = {'sAMAccountName': [b'W1$'], 'msDS-GroupMSAMembership': [old]}
     plan = engine.plan(engine.PASSWORD_READER_ROWS, {'allowed_to_retrieve_password': {'add': [DOMAIN_SID + '-1106']}},
                        entry)
-    gmsa = {'objects': [{'dn': 'CN=W1,' + BASE, 'attributes': {'objectClass': ['msDS-GroupManagedServiceAccount']}}]}
-    d, runner = directory(gmsa, {}, {})
-    d.search(BASE, '(cn=W1)', ['objectClass'])
-    d.modify('CN=W1,' + BASE, plan.changes)
+    d, runner = directory({})
+    d.update('CN=W1,' + BASE, reconciler.PASSWORD_READER, plan.changes)
     data = runner.calls[-1][2]
     assert data['kind'] == 'service_account' and data['replace'] == [] and data['clear'] == []
     assert data['remove'] == [{'name': 'msDS-GroupMSAMembership', 'values': [{'sd': base64.b64encode(old).decode()}]}]
@@ -205,7 +251,8 @@ def cmdlet_error(exception, category, command='New-ADServiceAccount', message='b
 def test_cmdlet_errors_become_the_ldap_backend_error_classes(exception, category, cls, code, words):
     d, dummy = directory(Fail(cmdlet_error(exception, category)))
     with pytest.raises(ADError) as info:
-        d.add('CN=W1,' + BASE, engine.GMSA_OBJECT_CLASS, {'sAMAccountName': ['W1$'], 'dNSHostName': ['w1']})
+        d.create('CN=W1,' + BASE, reconciler.GMSA, {'sAMAccountName': ['W1$'], 'dNSHostName': ['w1']},
+                 {'sam_account_name': 'W1$', 'dns_host_name': 'w1', 'enabled': True})
     assert info.value.__class__.__name__ == cls.__name__ and isinstance(info.value, cls) and info.value.code == code
     assert words in str(info.value) and 'New-ADServiceAccount: boom' in str(info.value)
 
@@ -219,7 +266,7 @@ def test_unreachable_dc_and_winrm_failures_name_the_option():
     assert info.value.field == 'server' and 'dc9' in str(info.value)
     d, dummy = directory(Fail(WinRMRunError('rejected the credentials', kind='authentication')))
     with pytest.raises(ADConnectionError) as info:
-        d.delete('CN=x,' + BASE)
+        d.remove('CN=x,' + BASE, reconciler.GMSA)
     assert info.value.field == 'winrm.password'
     d, dummy = directory(Fail(cmdlet_error('Microsoft.ActiveDirectory.Management.ADIdentityNotFoundException',
                                            'ObjectNotFound', 'Get-ADObject')))
@@ -246,9 +293,11 @@ def test_kds_keys_from_get_kdsrootkey_are_judged_like_ldap_entries():
 
 def test_rdn_unescaping_and_value_encoding():
     assert split_rdn('CN=a\\,b\\+c\\3Dd\\c3\\bc,OU=x,DC=y') == ('a,b+c=dü', 'OU=x,DC=y')
-    assert to_data('groupType', '-2147483644') == {'i': '-2147483644'}
-    assert to_data('description', '12') == '12'
-    assert to_data('nTSecurityDescriptor', b'\x01') == {'sd': 'AQ=='}
+    assert to_data('-2147483644', 'i') == {'i': '-2147483644'}
+    assert to_data('12') == '12' and to_data(12) == {'i': '12'} and to_data(b'\x01') == {'b': 'AQ=='}
+    assert to_data(b'\x01', 'sd') == {'sd': 'AQ=='}
+    assert value_types(reconciler.GMSA) == {'msds-groupmsamembership': 'sd', 'msds-supportedencryptiontypes': 'i',
+                                            'msds-managedpasswordinterval': 'i', 'useraccountcontrol': 'i'}
     assert to_entry('CN=x', {'objectClass': ['group'], 'member': []}).values('objectClass') == ['top', 'group']
 
 

@@ -113,8 +113,8 @@ class RacingDirectory:
 def guarded_grant(directory, sid, attempts=engine.REPLAN_ATTEMPTS):
     desired = {'allowed_to_retrieve_password': {'add': [sid]}}
     start = engine.plan(engine.GMSA_ROWS, desired, directory.entry())
-    return engine.modify_guarded(directory, 'CN=web', start, lambda: engine.plan(engine.GMSA_ROWS, desired,
-                                                                                 directory.entry()),
+    return engine.modify_guarded(lambda changes: directory.modify('CN=web', changes), 'CN=web', start,
+                                 lambda: engine.plan(engine.GMSA_ROWS, desired, directory.entry()),
                                  attempts=attempts, sleep=lambda _s: None)
 
 

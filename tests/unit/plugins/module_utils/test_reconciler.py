@@ -54,6 +54,16 @@ class MemoryDirectory:
         self.calls.append(('delete', dn))
         del self.objects[dn]
 
+    # the plan's operations, carried out as the LDAP writer does (ldap_client.Directory)
+    def create(self, dn, object_type, attributes, values):
+        self.add(dn, object_type.object_class, attributes)
+
+    def update(self, dn, object_type, changes, password=None):
+        self.modify(dn, changes)
+
+    def remove(self, dn, object_type):
+        self.delete(dn)
+
 
 class Module:
     """Imitation of AnsibleModule: records exit_json/fail_json instead of exiting the process."""
@@ -200,3 +210,35 @@ def test_target_replanned_when_a_guarded_value_changed_under_it():
     stored = GroupMSAMembership.from_bytes(directory.objects[gmsa_dn]['msDS-GroupMSAMembership'][0])
     assert stored.allowed_sids == [dom + '-1105', dom + '-1107', dom + '-1106']  # neither grant lost
     assert task.replanned == ['web'] and task.operations == {'searches': 1, 'writes': 1}
+
+
+def test_writes_hand_the_backend_the_object_type_and_the_option_values():
+    """The backend's writer gets the module's ObjectType and the plan's option values (the cmdlet writer builds
+    New-ADGroup -GroupScope from them), not only LDAP attributes."""
+    class Recording(MemoryDirectory):
+        def create(self, dn, object_type, attributes, values):
+            self.calls.append(('create', object_type, values))
+            super(Recording, self).create(dn, object_type, attributes, values)
+
+        def update(self, dn, object_type, changes, password=None):
+            self.calls.append(('update', object_type, password))
+            super(Recording, self).update(dn, object_type, changes)
+
+        def remove(self, dn, object_type):
+            self.calls.append(('remove', object_type))
+            super(Recording, self).remove(dn, object_type)
+
+    directory = Recording()
+    task = new_task(directory)
+    target = group_target(task, {'sam_account_name': 'Hosts', 'scope': 'global'})
+    task.write_target(target)
+    (_kind, object_type, values), = [c for c in directory.calls if c[0] == 'create']
+    assert object_type is GROUP and (values['sam_account_name'], values['scope']) == ('Hosts', 'global')
+    directory.objects[target['dn']] = {'objectClass': [b'top', b'group'], 'sAMAccountName': [b'Hosts']}
+    target = task.target(GROUP, 'Hosts', entry=directory.get(target['dn'], []))
+    task.plan_target(target, desired={'description': 'x'})
+    task.write_target(target)
+    target['state'] = 'absent'
+    task.write_target(target)
+    assert [c[:2] for c in directory.calls if c[0] in ('update', 'remove')] == [('update', GROUP), ('remove', GROUP)]
+    assert task.operations['writes'] == 3
