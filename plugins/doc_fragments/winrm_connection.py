@@ -166,3 +166,29 @@ options:
 requirements:
   - kubernetes >= 24.2.0 (only with O(cluster))
 """
+
+    # The attributes of the node modules that run on an inventory host or, deprecated, from the controller
+    # (node_registry, node_preflight_info, docker_credential_spec). Listed before ansible-core's attribute
+    # fragments: of two fragments, the one listed first wins.
+    NODE_ACTION = r"""
+attributes:
+  action_group:
+    support: full
+    membership:
+      - winkube.gmsa.winrm
+  action:
+    support: full
+    details: The action plugin runs on the controller.
+  async:
+    support: none
+  bypass_host_loop:
+    support: none
+  platform:
+    support: full
+    platforms:
+      - posix
+      - windows
+    details: On a Windows host of the inventory (C(ansible_connection) V(winrm) or V(psrp)) the action plugin runs the work
+      through that connection; the deprecated controller-side form (O(hosts)) runs on a POSIX host and opens WinRM sessions
+      itself.
+"""

@@ -31,6 +31,7 @@ description:
 author:
   - winkube.gmsa maintainers (@winkube)
 extends_documentation_fragment:
+  - winkube.gmsa.winrm_connection.node_action
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
   - ansible.builtin.action_common_attributes.actiongroups
@@ -45,29 +46,10 @@ options:
     type: dict
     default: {}
 attributes:
-  action_group:
-    support: full
-    membership:
-      - winkube.gmsa.winrm
-  action:
-    support: full
-    details: The action plugin runs on the controller.
-  async:
-    support: none
-  bypass_host_loop:
-    support: none
   check_mode:
     support: full
   diff_mode:
     support: full
-  platform:
-    support: full
-    platforms:
-      - posix
-      - windows
-    details: On a Windows host of the inventory (C(ansible_connection) V(winrm) or V(psrp)) the action plugin runs the work
-      through that connection; the deprecated controller-side form (O(hosts)) runs on a POSIX host and opens WinRM sessions
-      itself.
 notes:
   - A reboot is not needed; the Host Networking Service reads the value when it creates a pod's network
     compartment.

@@ -24,12 +24,37 @@ def _documentation(module: Path) -> dict:
     raise AssertionError(f'{module.name} has no DOCUMENTATION')
 
 
+def _fragment_attributes(name: str) -> dict:
+    """The attributes of one of the collection's doc fragments (winkube.gmsa.FILE or winkube.gmsa.FILE.PART)."""
+    file, dummy, part = name[len('winkube.gmsa.'):].partition('.')
+    path = REPO / 'plugins' / 'doc_fragments' / f'{file}.py'
+    wanted = part.upper() or 'DOCUMENTATION'
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Assign) and any(getattr(t, 'id', None) == wanted for t in node.targets):
+            return yaml.safe_load(node.value.value).get('attributes') or {}
+    raise AssertionError(f'{name} is not a fragment of the collection')
+
+
+def _attributes(doc: dict) -> dict:
+    """The module's attributes merged with those of the collection's fragments as ansible-doc merges them:
+    per attribute, the module's own keys win, then those of the fragment listed first."""
+    attributes = {name: dict(value) for name, value in (doc.get('attributes') or {}).items()}
+    for fragment in doc.get('extends_documentation_fragment') or []:
+        if fragment.startswith('winkube.gmsa.'):
+            for name, value in _fragment_attributes(fragment).items():
+                attributes[name] = dict(value, **attributes.get(name, {}))
+    return attributes
+
+
 @pytest.mark.parametrize('module', MODULES, ids=lambda path: path.stem)
 def test_attributes_come_from_action_common_attributes(module):
     doc = _documentation(module)
     fragments = doc.get('extends_documentation_fragment') or []
-    attributes = doc.get('attributes') or {}
+    attributes = _attributes(doc)
     assert 'ansible.builtin.action_common_attributes' in fragments
+    # of two fragments the first listed wins, and ansible-core's say support N/A and membership []
+    ours = [f for f in fragments if f.startswith('winkube.gmsa.') and _fragment_attributes(f)]
+    assert all(fragments.index(f) < fragments.index('ansible.builtin.action_common_attributes') for f in ours), module.stem
     for name in ('check_mode', 'diff_mode', 'platform'):
         assert attributes.get(name, {}).get('support') in ('full', 'partial', 'none'), f'{module.stem}: {name}'
         # the description comes from ansible-core's fragment, so every collection words it alike
