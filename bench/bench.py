@@ -605,10 +605,10 @@ SIDES = {
     'ours_serial': {'playbook': 'ours.yml', 'backends': ('ad', 'k8s'), 'vars': {'bench_write_concurrency': 1},
                     'optional': True,
                     'title': 'winkube.gmsa as ours, Kubernetes writes one at a time (write_concurrency: 1)'},
-    'baseline': {'playbook': 'baseline.yml', 'backends': ('ad', 'k8s'),
+    'baseline': {'playbook': 'baseline.yml', 'backends': ('ad', 'k8s'), 'per_item': True,
                  'title': 'typical playbook: winkube.gmsa.gmsa / host_group per account, kubernetes.core.k8s '
                           'per object (no apply)'},
-    'k8s_loop_apply': {'playbook': 'k8s_loop_apply.yml', 'backends': ('k8s',),
+    'k8s_loop_apply': {'playbook': 'k8s_loop_apply.yml', 'backends': ('k8s',), 'per_item': True,
                        'title': 'kubernetes.core.k8s per object (loop), apply: true'},
     'k8s_list_apply': {'playbook': 'k8s_list_apply.yml', 'backends': ('k8s',),
                        'title': 'kubernetes.core.k8s, one task, definition = list of all objects, apply: true'},
@@ -848,6 +848,10 @@ def main(argv=None):
                             default_sides, ','.join(s for s in SIDES if SIDES[s].get('optional'))))
     parser.add_argument('--ours-only-above', type=int, default=0,
                         help='for N above this, run only our side (e.g. N=2000, where the peers cannot finish)')
+    parser.add_argument('--per-item-up-to', type=int, default=0,
+                        help='run the per-item sides (baseline, k8s_loop_apply: one task per object) only up to this N')
+    parser.add_argument('--per-item-budget', type=float, default=None,
+                        help='the budget of one run of a per-item side (default: --budget)')
     parser.add_argument('--no-baseline', action='store_true', help='only measure our modules (= --sides ours)')
     parser.add_argument('--budget', type=float, default=float(os.environ.get('BENCH_BUDGET', 900)),
                         help='seconds one ansible-playbook run of a peer side may take; one that takes longer is '
@@ -881,6 +885,7 @@ def main(argv=None):
         parser.error('--sides must include ours')
     sides = [s for s in SIDES if s in sides]  # fixed order
     sizes = args.sizes or [10]
+    per_item_budget = args.budget if args.per_item_budget is None else args.per_item_budget
     stamp = datetime.datetime.now().strftime('%Y%m%d-%H%M%S')
     output = Path(args.output) if args.output else BENCH / 'results' / ('bench-%s.json' % stamp)
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -896,6 +901,7 @@ def main(argv=None):
                          '--sides')
     report = {'date': datetime.datetime.now().astimezone().isoformat(timespec='seconds'),
               'machine': machine(), 'versions': vers, 'command': ' '.join(sys.argv), 'budget_s': args.budget,
+              'per_item_budget_s': per_item_budget,
               'sides': dict((s, SIDES[s]['title']) for s in sides), 'sizes': {}, 'rows': []}
     log('work folder %s' % workdir)
     cpu_start = os.times()
@@ -934,9 +940,14 @@ def main(argv=None):
                     if side != 'ours' and args.ours_only_above and n > args.ours_only_above:
                         size['skipped_sides'][side] = 'not run above N=%d (--ours-only-above)' % args.ours_only_above
                         continue
+                    per_item = SIDES[side].get('per_item')
+                    if per_item and args.per_item_up_to and n > args.per_item_up_to:
+                        size['skipped_sides'][side] = 'not run above N=%d (--per-item-up-to)' % args.per_item_up_to
+                        continue
+                    budget = per_item_budget if per_item else args.budget
                     if side in dnf_at:
                         size['skipped_sides'][side] = ('not run: did not finish in the budget of %d s at N=%d'
-                                                       % (args.budget, dnf_at[side]))
+                                                       % (budget, dnf_at[side]))
                         continue
                     directory.add_computers([node[:-1] for node in nodes])
                     # a fresh desired state per side: change1 of the previous side is undone
@@ -946,7 +957,7 @@ def main(argv=None):
                     if side == 'ours':
                         log('N=%d: %s' % (n, json.dumps(size['objects'])))
                     results, dummy = run_side(runner, side, desired, labs_vars, k8s, directory, run_prefix,
-                                              budget=None if side.startswith('ours') else args.budget,
+                                              budget=None if side.startswith('ours') else budget,
                                               pythonpath=args.ldap_pythonpath)
                     size['sides'][side] = results
                     if any(p.get('did_not_finish') for p in results.values()):

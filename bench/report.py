@@ -25,17 +25,24 @@ def _load(fig):
                             ' (%d%%)' % round(100 * busy) if busy is not None else '')
 
 
+def per_item_budget(report):
+    budget = report.get('per_item_budget_s')
+    if budget is None or budget == report.get('budget_s'):
+        return ''
+    return ' (%d s for the per-item sides)' % budget
+
+
 def render(report):
     out = []
     m, v = report['machine'], report['versions']
     out.append('Date: %s. Machine: %s cores (`nproc`), %s GB memory, %s, kernel %s, Python %s; ansible-core %s, '
                'kubernetes.core %s, community.general %s, kubernetes client %s, ldap3 %s, python-ldap %s. '
-               'Load average (1 min) at start %.2f, at end %s. Budget per peer run: %d s.'
+               'Load average (1 min) at start %.2f, at end %s. Budget per peer run: %d s%s.'
                % (report['date'], m['nproc'], m['memory_gb'], m['cpu'], m['kernel'], m['python'],
                   v.get('ansible_core'), v.get('kubernetes.core'), v.get('community.general'),
                   v.get('kubernetes_client'), v.get('ldap3'), v.get('python_ldap'), m['loadavg_at_start'][0],
                   '%.2f' % m['loadavg_at_end'][0] if m.get('loadavg_at_end') else '(run cut short)',
-                  report.get('budget_s', 0)))
+                  report.get('budget_s', 0), per_item_budget(report)))
     out.append('')
     out.append('| N | phase | side | wall s | CPU s | k8s requests | k8s writes | LDAP ops | LDAP writes '
                '| tree PSS MB | load 1 min before-after (machine CPU busy) |')
