@@ -2,7 +2,7 @@
 
 usage (inside scripts/isolated, with a running Samba lab):
     python bench/ldap_write_concurrency.py --samba-env $WINKUBE_LAB_STATE/samba/env [--count 200]
-        [--concurrency 1,2,4,8] [--rounds 2] [--output FILE.json]
+        [--concurrency 1,2,4,8] [--rounds 2] [--classes COUNT] [--output FILE.json]
 
 For each concurrency c, `count` gMSAs are added (the attributes winkube.gmsa.gmsa writes: object class,
 sAMAccountName, dNSHostName, encryption types, password interval, a msDS-GroupMSAMembership descriptor),
@@ -104,12 +104,49 @@ def measure(samba, membership, count, concurrency, prefix):
     return phases
 
 
+def add_cost_by_class(samba, membership, count):
+    """Milliseconds per add, on one connection, of a gMSA (the attributes winkube.gmsa.gmsa writes) against
+    the simplest group, user and computer: how much of a gMSA add is the DC's own work for that class."""
+    base, dns = samba['SAMBA_BASE_DN'], samba['SAMBA_DNS_DOMAIN']
+    kinds = (
+        ('gmsa', 'CN=Managed Service Accounts', ['top', 'msDS-GroupManagedServiceAccount'],
+         lambda n: {'sAMAccountName': n + '$', 'dNSHostName': '%s.%s' % (n.lower(), dns),
+                    'msDS-SupportedEncryptionTypes': '24', 'msDS-ManagedPasswordInterval': '30',
+                    'msDS-GroupMSAMembership': membership}),
+        ('gmsa_minimal', 'CN=Managed Service Accounts', ['top', 'msDS-GroupManagedServiceAccount'],
+         lambda n: {'sAMAccountName': n + '$', 'msDS-ManagedPasswordInterval': '30'}),
+        ('group', 'CN=Users', ['top', 'group'], lambda n: {'sAMAccountName': n}),
+        ('user', 'CN=Users', ['top', 'person', 'organizationalPerson', 'user'], lambda n: {'sAMAccountName': n}),
+        ('computer', 'CN=Computers', ['top', 'person', 'organizationalPerson', 'user', 'computer'],
+         lambda n: {'sAMAccountName': n + '$'}),
+    )
+    conn = connect(samba)
+    costs = {}
+    try:
+        for kind, container, classes, attributes in kinds:
+            prefix = 'wkk' + secrets.token_hex(2)[:3]
+            dns_of = ['CN=%s%04d,%s,%s' % (prefix, i, container, base) for i in range(count)]
+            started = time.monotonic()
+            for index, dn in enumerate(dns_of):
+                if not conn.add(dn, classes, attributes('%s%04d' % (prefix, index))):
+                    raise RuntimeError('add of %s failed: %s' % (dn, conn.result))
+            costs[kind] = round((time.monotonic() - started) * 1000.0 / count, 1)
+            for dn in dns_of:
+                conn.delete(dn)
+    finally:
+        conn.unbind()
+    return costs
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n', maxsplit=1)[0])
     parser.add_argument('--samba-env', required=True)
     parser.add_argument('--count', type=int, default=200)
     parser.add_argument('--concurrency', default='1,2,4,8')
     parser.add_argument('--rounds', type=int, default=2)
+    parser.add_argument('--classes', type=int, default=0, metavar='COUNT',
+                        help='also add COUNT objects of each class (gMSA, group, user, computer) on one connection '
+                             'and report milliseconds per add')
     parser.add_argument('--output')
     args = parser.parse_args()
     samba = read_env(args.samba_env)
@@ -133,6 +170,9 @@ def main():
                      % (name, v['seconds'], v['per_second'], v['loadavg_before'], v['machine_cpu_busy'])
                      for name, v in phases.items()]
             print('round %d concurrency %d: %s' % (round_no, level, ', '.join(shown)), flush=True)
+    if args.classes:
+        report['add_ms_by_class'] = add_cost_by_class(samba, membership, args.classes)
+        print('ms per add on one connection: %s' % json.dumps(report['add_ms_by_class']), flush=True)
     report['loadavg_at_end'] = list(os.getloadavg())
     if args.output:
         Path(args.output).write_text(json.dumps(report, indent=1))
