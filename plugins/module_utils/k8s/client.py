@@ -13,6 +13,7 @@ imported only for the others (exec plugins, auth-provider, malformed kubeconfigs
 from __future__ import annotations
 
 import importlib.util
+import ipaddress
 import json
 import os
 import re
@@ -294,7 +295,7 @@ class Transport(object):
             if configuration.key_file:
                 kwargs['key_file'] = configuration.key_file
         proxy = getattr(configuration, 'proxy', None)
-        if proxy:
+        if proxy and not bypasses_proxy(self.host, getattr(configuration, 'no_proxy', None) or ''):
             self.pool = urllib3.ProxyManager(proxy, **kwargs)
         else:
             self.pool = urllib3.PoolManager(**kwargs)
@@ -372,11 +373,7 @@ class Transport(object):
             self._local.retried_out = ''
         self.answered = True
         self._local.last_status = response.status
-        text = response.data.decode('utf-8', 'replace') if response.data else ''
-        try:
-            decoded = json.loads(text) if text else {}
-        except ValueError:
-            decoded = {'message': text[:500]}
+        decoded = _decode(response.data)
         if response.status == 401:
             raise K8sConnectionError('the API server %s refused our credentials (401 Unauthorized): %s'
                                      % (self.host, decoded.get('message', '')))
@@ -389,6 +386,50 @@ class Transport(object):
 
     def close(self):
         self.pool.clear()
+
+
+def bypasses_proxy(url, no_proxy):
+    """Whether url's host matches a NO_PROXY entry (host or domain suffix, host:port, an IP network, or *), as
+    the kubernetes package's REST client and kubectl decide; the settings take the proxy from HTTPS_PROXY and
+    the like when the kubeconfig names none."""
+    parsed = urlparse(url)
+    if not parsed.hostname:
+        return True
+    host, host_port = parsed.hostname.lower(), parsed.netloc.lower()
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        address = None
+    for entry in (e.strip().lower() for e in no_proxy.split(',')):
+        if not entry:
+            continue
+        if entry == '*':
+            return True
+        if address is not None:
+            try:
+                if address in ipaddress.ip_network(entry, strict=False):
+                    return True
+            except ValueError:
+                pass
+        entry = entry.lstrip('.')
+        if entry in (host, host_port) or host.endswith('.' + entry) or host_port.endswith('.' + entry):
+            return True
+    return False
+
+
+def _decode(data):
+    """The JSON of a response body, decoded from the bytes (a LIST of thousands of objects is not copied into a
+    str first); a body that is not JSON becomes {'message': its start}."""
+    if not data:
+        return {}
+    try:
+        return json.loads(data)
+    except ValueError:
+        text = data.decode('utf-8', 'replace')
+        try:
+            return json.loads(text)
+        except ValueError:
+            return {'message': text[:500]}
 
 
 def _default_ca_bundle():

@@ -306,3 +306,23 @@ def test_a_module_process_does_not_import_kubernetes_for_a_kubeconfig_file(place
     assert not kubernetes_imported(kubeconfig(users=user(token='t')))
     assert kubernetes_imported(kubeconfig(users=EXEC_USER))
 
+
+
+@pytest.mark.parametrize('url, no_proxy', [
+    ('https://10.0.0.1:6443', ''), ('https://10.0.0.1:6443', '10.0.0.0/8'), ('https://10.0.0.1:6443', '10.0.0.1'),
+    ('https://api.corp.test:6443', '.corp.test'), ('https://api.corp.test:6443', 'corp.test'),
+    ('https://api.corp.test:6443', 'api.corp.test:6443'), ('https://api.corp.test:6443', 'other.test, *'),
+    ('https://api.corp.test:6443', 'xcorp.test'), ('https://[fd00::1]:443', 'fd00::/64'), ('https://[fd00::1]:443', 'fd01::/64'),
+])
+def test_no_proxy_is_decided_as_the_kubernetes_package_decides(url, no_proxy):
+    from kubernetes.client import rest
+    assert client.bypasses_proxy(url, no_proxy) == rest.should_bypass_proxies(url, no_proxy)
+
+
+def test_transport_goes_through_the_environment_proxy_unless_no_proxy_names_the_server(place, monkeypatch):
+    import urllib3
+    monkeypatch.setenv('HTTPS_PROXY', 'http://proxy.test:3128')
+    params = {'host': 'https://10.0.0.1:6443', 'api_key': 'k'}
+    assert isinstance(client.connect(params).pool, urllib3.ProxyManager)
+    monkeypatch.setenv('NO_PROXY', 'localhost,10.0.0.0/8')
+    assert not isinstance(client.connect(params).pool, urllib3.ProxyManager)
