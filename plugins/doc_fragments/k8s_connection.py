@@ -62,4 +62,11 @@ notes:
     refused or reset, HTTP 429 and 5xx) only while less than 60 seconds have passed since the request started. When
     the time runs out the module fails naming the request that was not done; what was done before stays, and a rerun
     completes the rest.
+  - The kubeconfig is read as the kubernetes Python package reads it (several files in E(KUBECONFIG) merged, the
+    first cluster, context or user of a name winning). Token, token file, client certificate, user name and
+    password, and in-cluster service-account credentials are read by the collection itself; exec credential
+    plugins and auth-provider entries are run through the kubernetes package, which is therefore still required.
+  - Requests go through the kubeconfig's C(proxy-url), else through the proxy of E(HTTPS_PROXY) (E(HTTP_PROXY) for an
+    C(http) server, E(ALL_PROXY) for both) unless E(NO_PROXY) names the API server (a host, a domain suffix, an IP
+    network or C(*)).
 """

@@ -164,8 +164,9 @@ def main():
             write_concurrency=dict(type='int', default=4),
         ),
         supports_check_mode=True,
+        structured_secrets=True,
     )
-    mask_structured_secrets(module)
+    mask_structured_secrets(module)  # also when the task's no_log skips the invocation log
     state = module.params['state']
     items = module.params['credential_specs']
     problems, objects, names = [], [], []

@@ -202,7 +202,13 @@ from ansible_collections.winkube.gmsa.plugins.module_utils.strict import Ansible
 
 from ansible_collections.winkube.gmsa.plugins.module_utils.secrets import mask_structured_secrets
 from ansible_collections.winkube.gmsa.plugins.module_utils.k8s import pod_ladder
-from ansible_collections.winkube.gmsa.plugins.module_utils.k8s.client import ApiError, K8sError, connect, require_kubernetes
+from ansible_collections.winkube.gmsa.plugins.module_utils.k8s.client import (
+    ApiError,
+    K8sError,
+    build_configuration,
+    connect,
+    require_kubernetes,
+)
 from ansible_collections.winkube.gmsa.plugins.module_utils.connection.k8s import k8s_argument_spec
 from ansible_collections.winkube.gmsa.plugins.module_utils.k8s.engine import Engine
 from ansible_collections.winkube.gmsa.plugins.module_utils.models.names import (
@@ -309,7 +315,8 @@ def main():
         engine = Engine(transport, check_mode=module.check_mode)
         pods, warnings = read_pods(engine, params['namespace'], params['pods'] or [], params['label_selector'],
                                    params['max_pods'])
-        core_api = k8s_client.CoreV1Api(k8s_client.ApiClient(transport.configuration))
+        # exec into pods goes through the kubernetes package's websocket client: its own Configuration
+        core_api = k8s_client.CoreV1Api(k8s_client.ApiClient(build_configuration(params)))
         results = [check_pod(module, core_api, params['namespace'], name, pod) for name, pod in pods]
     except (K8sError, ApiError) as exc:
         failure = {'msg': str(exc), 'changed': False, 'pods': [], 'healthy': False}

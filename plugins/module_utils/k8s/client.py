@@ -3,14 +3,17 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Connection to the Kubernetes API server, built from the shared connection options.
 
-The kubernetes package only loads the configuration (kubeconfig, in-cluster, token refresh hooks);
-requests go through a small urllib3 transport of our own so that every request is counted and the
-code works the same with every kubernetes package release (their generated ApiClient.call_api changed
-signature several times).
+Requests go through a small urllib3 transport of our own so that every request is counted and the code works
+the same with every kubernetes package release (their generated ApiClient.call_api changed signature several
+times). The configuration (kubeconfig, in-cluster) is read by kubeconfig.load_kubeconfig / load_in_cluster
+for the common forms; the kubernetes package, whose import costs every module call about 0.2 s of CPU, is
+imported only for the others (exec plugins, auth-provider, malformed kubeconfigs: build_configuration).
 """
 
 from __future__ import annotations
 
+import importlib.util
+import ipaddress
 import json
 import os
 import re
@@ -23,21 +26,18 @@ try:
 except ImportError:  # pragma: no cover
     pass
 
-HAS_K8S = True
-K8S_IMPORT_ERROR = None
+# kubernetes stays a requirement of the K8s modules (the fallback below, pod_gmsa_check's exec); its import is
+# deferred, its presence checked cheaply
+HAS_K8S = importlib.util.find_spec('kubernetes') is not None
+K8S_IMPORT_ERROR = None if HAS_K8S else ImportError('No module named kubernetes')
 try:
     import urllib3
-    from kubernetes import client as k8s_client
-    from kubernetes import config as k8s_config
-    from kubernetes.config.config_exception import ConfigException
 except ImportError as exc:  # pragma: no cover - exercised by the sanity import test
     HAS_K8S = False
     K8S_IMPORT_ERROR = exc
 
-    class ConfigException(Exception):  # type: ignore[no-redef]
-        pass
-
 from ansible_collections.winkube.gmsa.plugins.module_utils import retry
+from ansible_collections.winkube.gmsa.plugins.module_utils.k8s import kubeconfig as fast_config
 
 try:
     import yaml
@@ -131,6 +131,7 @@ def _context_names(kubeconfig):
     if isinstance(kubeconfig, dict):
         contexts = [c.get('name') for c in kubeconfig.get('contexts') or []]
         return contexts, kubeconfig.get('current-context')
+    from kubernetes import config as k8s_config
     contexts, current = k8s_config.list_kube_config_contexts(config_file=kubeconfig)
     return [c.get('name') for c in contexts], (current or {}).get('name')
 
@@ -140,14 +141,9 @@ def _default_kubeconfig_exists():
     return any(os.path.exists(os.path.expanduser(p)) for p in paths.split(os.pathsep) if p)
 
 
-def build_configuration(params):
-    """A kubernetes.client.Configuration from the module's connection parameters."""
-    if not HAS_K8S:
-        raise K8sConnectionError('the kubernetes Python package is required')
+def _kubeconfig_option(params):
+    """The option kubeconfig as None, a dict (inline JSON/YAML text parsed) or an existing file's path."""
     kubeconfig = params.get('kubeconfig') or None
-    context = params.get('context')
-    host = params.get('host')
-    api_key = params.get('api_key')
     if isinstance(kubeconfig, str) and kubeconfig.strip().startswith(('{', 'apiVersion', 'clusters')):
         # a kubeconfig given inline as a string (JSON or YAML)
         try:
@@ -160,10 +156,71 @@ def build_configuration(params):
             raise K8sConnectionError('kubeconfig file %s does not exist' % kubeconfig)
     elif kubeconfig is not None and not isinstance(kubeconfig, dict):
         raise K8sConnectionError('kubeconfig must be a file path or a dictionary, got %s' % type(kubeconfig).__name__)
+    return kubeconfig
 
+
+def _uses_kubeconfig(params, kubeconfig):
+    """Whether a kubeconfig is read: given, or found at the default place unless host and api_key say it all."""
+    return kubeconfig is not None or not (params.get('host') and params.get('api_key')) \
+        and (_default_kubeconfig_exists() or params.get('context'))
+
+
+def _apply_options(configuration, params):
+    """The options host, api_key, ca_cert, client_cert, client_key and validate_certs over the loaded settings."""
+    host = params.get('host')
+    api_key = params.get('api_key')
+    if host:
+        configuration.host = host.rstrip('/')
+    if api_key:
+        if isinstance(configuration, fast_config.Settings):
+            configuration.set_authorization('Bearer ' + api_key)
+        else:
+            # 'authorization' is the identifier of older kubernetes packages, 'BearerToken' of newer ones
+            configuration.api_key = {'authorization': 'Bearer ' + api_key, 'BearerToken': 'Bearer ' + api_key}
+            configuration.api_key_prefix = {}
+            configuration.refresh_api_key_hook = None
+    for option, attribute in (('ca_cert', 'ssl_ca_cert'), ('client_cert', 'cert_file'), ('client_key', 'key_file')):
+        value = params.get(option)
+        if value:
+            if not os.path.exists(value):
+                raise K8sConnectionError('%s file %s does not exist' % (option, value))
+            setattr(configuration, attribute, value)
+    if params.get('validate_certs') is not None:
+        configuration.verify_ssl = bool(params['validate_certs'])
+    if not configuration.host:
+        raise K8sConnectionError('no API server address: set the option host or a kubeconfig')
+    return configuration
+
+
+def load_configuration(params):
+    """The connection settings for the module's parameters: kubeconfig.Settings for the common forms, else
+    (exec plugins, auth-provider, a kubeconfig the package refuses) build_configuration's, with its errors."""
+    kubeconfig = _kubeconfig_option(params)
+    try:
+        if _uses_kubeconfig(params, kubeconfig):
+            settings = fast_config.load_kubeconfig(kubeconfig, params.get('context'))
+        elif not params.get('host'):
+            settings = fast_config.load_in_cluster()
+        else:
+            settings = fast_config.Settings()
+    except fast_config.Unsupported:
+        return build_configuration(params)
+    return _apply_options(settings, params)
+
+
+def build_configuration(params):
+    """A kubernetes.client.Configuration from the module's connection parameters (the kubernetes package)."""
+    if not HAS_K8S:
+        raise K8sConnectionError('the kubernetes Python package is required')
+    from kubernetes import client as k8s_client
+    from kubernetes import config as k8s_config
+    from kubernetes.config.config_exception import ConfigException
+
+    kubeconfig = _kubeconfig_option(params)
+    context = params.get('context')
+    host = params.get('host')
     configuration = k8s_client.Configuration()
-    use_kubeconfig = kubeconfig is not None or not (host and api_key) and (_default_kubeconfig_exists() or context)
-    if use_kubeconfig:
+    if _uses_kubeconfig(params, kubeconfig):
         try:
             names, current = _context_names(kubeconfig)
         except (ConfigException, IOError, OSError) as exc:
@@ -190,29 +247,13 @@ def build_configuration(params):
             raise K8sConnectionError(
                 'no kubeconfig found (option kubeconfig, KUBECONFIG, ~/.kube/config) and not running in a pod: %s'
                 % exc)
-
-    if host:
-        configuration.host = host.rstrip('/')
-    if api_key:
-        # 'authorization' is the identifier of older kubernetes packages, 'BearerToken' of newer ones
-        configuration.api_key = {'authorization': 'Bearer ' + api_key, 'BearerToken': 'Bearer ' + api_key}
-        configuration.api_key_prefix = {}
-        configuration.refresh_api_key_hook = None
-    for option, attribute in (('ca_cert', 'ssl_ca_cert'), ('client_cert', 'cert_file'), ('client_key', 'key_file')):
-        value = params.get(option)
-        if value:
-            if not os.path.exists(value):
-                raise K8sConnectionError('%s file %s does not exist' % (option, value))
-            setattr(configuration, attribute, value)
-    if params.get('validate_certs') is not None:
-        configuration.verify_ssl = bool(params['validate_certs'])
-    if not configuration.host:
-        raise K8sConnectionError('no API server address: set the option host or a kubeconfig')
-    return configuration
+    return _apply_options(configuration, params)
 
 
 def bearer_token(configuration):
-    """The Authorization header value from a Configuration (kubeconfig token, exec plugin, api_key)."""
+    """The Authorization header value from the settings (kubeconfig token, exec plugin, api_key)."""
+    if isinstance(configuration, fast_config.Settings):
+        return configuration.authorization()
     bearer = (configuration.auth_settings() or {}).get('BearerToken') or {}
     return bearer.get('value') or None
 
@@ -254,7 +295,7 @@ class Transport(object):
             if configuration.key_file:
                 kwargs['key_file'] = configuration.key_file
         proxy = getattr(configuration, 'proxy', None)
-        if proxy:
+        if proxy and not bypasses_proxy(self.host, getattr(configuration, 'no_proxy', None) or ''):
             self.pool = urllib3.ProxyManager(proxy, **kwargs)
         else:
             self.pool = urllib3.PoolManager(**kwargs)
@@ -332,11 +373,7 @@ class Transport(object):
             self._local.retried_out = ''
         self.answered = True
         self._local.last_status = response.status
-        text = response.data.decode('utf-8', 'replace') if response.data else ''
-        try:
-            decoded = json.loads(text) if text else {}
-        except ValueError:
-            decoded = {'message': text[:500]}
+        decoded = _decode(response.data)
         if response.status == 401:
             raise K8sConnectionError('the API server %s refused our credentials (401 Unauthorized): %s'
                                      % (self.host, decoded.get('message', '')))
@@ -351,6 +388,50 @@ class Transport(object):
         self.pool.clear()
 
 
+def bypasses_proxy(url, no_proxy):
+    """Whether url's host matches a NO_PROXY entry (host or domain suffix, host:port, an IP network, or *), as
+    the kubernetes package's REST client and kubectl decide; the settings take the proxy from HTTPS_PROXY and
+    the like when the kubeconfig names none."""
+    parsed = urlparse(url)
+    if not parsed.hostname:
+        return True
+    host, host_port = parsed.hostname.lower(), parsed.netloc.lower()
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        address = None
+    for entry in (e.strip().lower() for e in no_proxy.split(',')):
+        if not entry:
+            continue
+        if entry == '*':
+            return True
+        if address is not None:
+            try:
+                if address in ipaddress.ip_network(entry, strict=False):
+                    return True
+            except ValueError:
+                pass
+        entry = entry.lstrip('.')
+        if entry in (host, host_port) or host.endswith('.' + entry) or host_port.endswith('.' + entry):
+            return True
+    return False
+
+
+def _decode(data):
+    """The JSON of a response body, decoded from the bytes (a LIST of thousands of objects is not copied into a
+    str first); a body that is not JSON becomes {'message': its start}."""
+    if not data:
+        return {}
+    try:
+        return json.loads(data)
+    except ValueError:
+        text = data.decode('utf-8', 'replace')
+        try:
+            return json.loads(text)
+        except ValueError:
+            return {'message': text[:500]}
+
+
 def _default_ca_bundle():
     try:
         import certifi
@@ -362,7 +443,7 @@ def _default_ca_bundle():
 
 def connect(params, timeout=30):
     """Transport for the module parameters; raises K8sConnectionError with a clear message."""
-    return Transport(build_configuration(params), timeout=timeout)
+    return Transport(load_configuration(params), timeout=timeout)
 
 
 def server_version(transport):

@@ -160,7 +160,8 @@ def http_server():
 
 
 def transport(url):
-    configuration = kc.k8s_client.Configuration()
+    from kubernetes import client as k8s_client
+    configuration = k8s_client.Configuration()
     configuration.host = url
     t = kc.Transport(configuration, timeout=5)
     t.sleep = lambda seconds: None
