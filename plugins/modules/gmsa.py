@@ -554,16 +554,15 @@ class GmsaTask(Reconciler):
         ldap_filter = engine.gmsa_filter(ldap_client.escape_filter_value,
                                          names=[a['name'] for a in self.accounts],
                                          sams=[a['sam'] for a in self.accounts])
-        entries = self.directory.search(base, ldap_filter, GMSA.read_attributes)
+        index = engine.AccountIndex(self.directory.search(base, ldap_filter, GMSA.read_attributes))
         for acct in self.accounts:
-            entry = engine.find_account(entries, acct['name'], acct['sam'], acct['path'])
+            entry = index.find(acct['name'], acct['sam'], acct['path'])
             if entry is not None and not GMSA.matches(entry):
                 self.error('name', 'account %r: %s (sAMAccountName %s) exists but is not a gMSA; choose another name '
                            'or sam_account_name' % (acct['name'], entry.dn, entry.get('sAMAccountName')))
                 entry = None
-            if entry is not None and acct['state'] == 'present' and \
-                    dn.normalize_dn(dn.parent_dn(entry.dn)) != dn.normalize_dn(acct['path']) and \
-                    acct['path'] != default_path:
+            if entry is not None and acct['state'] == 'present' and acct['path'] != default_path and \
+                    dn.normalize_dn(dn.parent_dn(entry.dn)) != dn.normalize_dn(acct['path']):
                 self.module.warn('account %r exists at %s, outside path %s; it is not moved'
                                  % (acct['name'], entry.dn, acct['path']))
             options = dict((key, value) for key, value in acct.items() if key not in ('name', 'state'))
