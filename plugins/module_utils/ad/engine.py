@@ -664,13 +664,10 @@ USER_ROWS = [
 def gmsa_filter(escape, names=(), sams=()):
     """OR filter on cn and sAMAccountName (values escaped with ``escape``); None when nothing to find."""
     clauses = []
-    for sam in sams:
-        clause = '(sAMAccountName=%s)' % escape(sam)
-        if clause not in clauses:
-            clauses.append(clause)
-    for name in names:
-        clause = '(cn=%s)' % escape(name)
-        if clause not in clauses:
+    seen = set()  # thousands of accounts: a list's `in` would make this quadratic
+    for clause in ['(sAMAccountName=%s)' % escape(sam) for sam in sams] + ['(cn=%s)' % escape(name) for name in names]:
+        if clause not in seen:
+            seen.add(clause)
             clauses.append(clause)
     if not clauses:
         return None

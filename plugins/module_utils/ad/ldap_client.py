@@ -549,10 +549,13 @@ class Directory(object):
             ok = self._call(self.conn.search, 'search', base, **kwargs)
             if not ok and (self.conn.result or {}).get('result') not in (RESULT_SUCCESS, RESULT_SIZE_LIMIT_EXCEEDED):
                 self._raise('search', base, filter_text=ldap_filter)
-            for item in self.conn.response or []:
-                if item.get('type') != 'searchResEntry':
-                    continue
-                entries.append(Entry(item['dn'], item.get('raw_attributes') or {}))
+            # ldap3's parsed page (each value as bytes and again formatted) is let go item by item as the entries are
+            # made: the two forms of thousands of objects are never all held at once
+            response, self.conn.response = self.conn.response or [], None
+            for index, item in enumerate(response):
+                response[index] = None
+                if item.get('type') == 'searchResEntry':
+                    entries.append(Entry(item['dn'], item.get('raw_attributes') or {}))
             if not paged:
                 break
             cookie = (self.conn.result.get('controls') or {}).get('1.2.840.113556.1.4.319', {}) \
