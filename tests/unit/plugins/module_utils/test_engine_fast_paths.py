@@ -43,7 +43,7 @@ def random_entries(rng, count):
     """Entries with colliding names, sAMAccountNames differing in case, entries without cn or sAMAccountName and
     the same cn under several parents: everything the two look-ups must agree on."""
     entries = []
-    for _ in range(count):
+    for _index in range(count):
         cn = rng.choice(NAMES)
         raw = {}
         if rng.random() < 0.9:
@@ -61,7 +61,7 @@ def test_account_index_answers_as_the_scan(seed):
     rng = random.Random(seed)
     entries = random_entries(rng, rng.randint(0, 30))
     index = engine.AccountIndex(entries)
-    for _ in range(60):
+    for _round in range(60):
         name = rng.choice(NAMES + ['absent'])
         sam = rng.choice([name + '$', name.upper() + '$', rng.choice(NAMES) + '$', name, 'absent$'])
         path = rng.choice(PARENTS + [None, '', 'OU=Elsewhere,DC=contoso,DC=test'])
@@ -116,7 +116,7 @@ def test_descriptor_cache_hands_out_independent_values():
 def test_descriptor_cache_never_keeps_a_bad_value_and_stays_bounded():
     codec = engine.SecurityDescriptorCodec()
     codec.cache_size = 3
-    for _ in range(2):
+    for _attempt in range(2):
         with pytest.raises(SecurityDescriptorError):
             codec.decode([b'\x01\x00'])
     for rid in range(1100, 1110):
