@@ -14,7 +14,7 @@ description:
   - Creates, updates and removes one gMSA (O(name)) or several in one call (O(accounts)).
   - Talks LDAP directly to a domain controller, so it runs on the controller without a Windows host; with
     O(backend=winrm) it runs the ActiveDirectory cmdlets on a Windows host over WinRM instead.
-  - Reads every requested gMSA with one LDAP search, resolves every principal with one more search and
+  - Reads the requested gMSAs with one LDAP search per 500 accounts, resolves every principal with one more search and
     checks new service principal names against the whole domain with one search, all before anything
     is written. Each account is then created with one LDAP add or updated with one LDAP modify, so a
     failure midway leaves accounts that a rerun completes.
@@ -493,7 +493,7 @@ def task_accounts(params):
 
 class GmsaTask(Reconciler):
     """The gMSAs of one task (rows: engine.GMSA_ROWS); the loop is reconciler.Reconciler's. Hooks: name and DNS
-    checks, one search for every account, principal lookup, unique SPNs, and the result per account."""
+    checks, one search per 500 accounts, principal lookup, unique SPNs, and the result per account."""
 
     def __init__(self, module):
         super(GmsaTask, self).__init__(module)
@@ -545,25 +545,34 @@ class GmsaTask(Reconciler):
         desired['sam_account_name'] = acct.get('sam')
         return desired
 
-    # -- 2. read: one search for every account -------------------------------------------------------
+    # -- 2. read: one search per 500 accounts ---------------------------------------------------------
+    # A DC matches every entry a search finds against the whole OR filter (two clauses per account), so one search
+    # for N accounts costs it time in N squared: 2,000 gMSAs took Samba about 2.5 s in one search, 0.6 s in four.
+    accounts_per_search = 500
+
     def read(self):
         base = self.directory.base_dn
         default_path = 'CN=Managed Service Accounts,%s' % base
         for acct in self.accounts:
             acct['path'] = acct['path'] or default_path
-        ldap_filter = engine.gmsa_filter(ldap_client.escape_filter_value,
-                                         names=[a['name'] for a in self.accounts],
-                                         sams=[a['sam'] for a in self.accounts])
-        entries = self.directory.search(base, ldap_filter, GMSA.read_attributes)
+        entries, seen = [], set()
+        for start in range(0, len(self.accounts), self.accounts_per_search):
+            chunk = self.accounts[start:start + self.accounts_per_search]
+            ldap_filter = engine.gmsa_filter(ldap_client.escape_filter_value, names=[a['name'] for a in chunk],
+                                             sams=[a['sam'] for a in chunk])
+            for entry in self.directory.search(base, ldap_filter, GMSA.read_attributes):
+                if entry.dn not in seen:  # an object that two searches' filters both match is read twice
+                    seen.add(entry.dn)
+                    entries.append(entry)
+        index = engine.AccountIndex(entries)
         for acct in self.accounts:
-            entry = engine.find_account(entries, acct['name'], acct['sam'], acct['path'])
+            entry = index.find(acct['name'], acct['sam'], acct['path'])
             if entry is not None and not GMSA.matches(entry):
                 self.error('name', 'account %r: %s (sAMAccountName %s) exists but is not a gMSA; choose another name '
                            'or sam_account_name' % (acct['name'], entry.dn, entry.get('sAMAccountName')))
                 entry = None
-            if entry is not None and acct['state'] == 'present' and \
-                    dn.normalize_dn(dn.parent_dn(entry.dn)) != dn.normalize_dn(acct['path']) and \
-                    acct['path'] != default_path:
+            if entry is not None and acct['state'] == 'present' and acct['path'] != default_path and \
+                    dn.normalize_dn(dn.parent_dn(entry.dn)) != dn.normalize_dn(acct['path']):
                 self.module.warn('account %r exists at %s, outside path %s; it is not moved'
                                  % (acct['name'], entry.dn, acct['path']))
             options = dict((key, value) for key, value in acct.items() if key not in ('name', 'state'))

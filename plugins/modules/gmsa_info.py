@@ -182,15 +182,17 @@ def read(module, directory):
         module.fail_json(msg='search_base %r cannot be searched: %s' % (base, exc), failed_options=['search_base'])
     found, missing = [], []
     if names:
+        index, seen = engine.AccountIndex(entries), set()
         for name in names:
             sam = name if name.endswith('$') else name + '$'
-            entry = engine.find_account(entries, name, sam)
+            entry = index.find(name, sam)
             if entry is None:
-                matches = [e for e in entries if (e.get('cn') or '').lower() == name.lower()]
+                matches = index.named(name)
                 entry = matches[0] if len(matches) == 1 else None
             if entry is None:
                 missing.append(name)
-            elif entry not in found:
+            elif id(entry) not in seen:
+                seen.add(id(entry))
                 found.append(entry)
     else:
         found = sorted(entries, key=lambda e: (e.get('cn') or '').lower())

@@ -196,6 +196,12 @@ class SecurityDescriptorCodec:
 
     multi_valued = False
     guarded = True
+    cache_size = 4096
+
+    def __init__(self):
+        # Most gMSAs of a task hold the same descriptor (the same host group), and a task decodes each one more than
+        # once: each distinct value is decoded once. Callers get a copy (its own ACE list; ACEs are never changed).
+        self._decoded = {}
 
     def decode(self, values):
         if not values:
@@ -203,7 +209,14 @@ class SecurityDescriptorCodec:
         raw = values[0]
         if isinstance(raw, str):
             raw = raw.encode('latin-1')
-        return GroupMSAMembership.from_bytes(raw)
+        raw = bytes(raw)
+        decoded = self._decoded.get(raw)
+        if decoded is None:
+            decoded = GroupMSAMembership.from_bytes(raw)  # raises on bad bytes: nothing is cached then
+            if len(self._decoded) >= self.cache_size:
+                self._decoded.clear()
+            self._decoded[raw] = decoded
+        return decoded.copy()
 
     def encode(self, value):
         return [value.to_bytes()] if value is not None else []
@@ -651,13 +664,10 @@ USER_ROWS = [
 def gmsa_filter(escape, names=(), sams=()):
     """OR filter on cn and sAMAccountName (values escaped with ``escape``); None when nothing to find."""
     clauses = []
-    for sam in sams:
-        clause = '(sAMAccountName=%s)' % escape(sam)
-        if clause not in clauses:
-            clauses.append(clause)
-    for name in names:
-        clause = '(cn=%s)' % escape(name)
-        if clause not in clauses:
+    seen = set()  # thousands of accounts: a list's `in` would make this quadratic
+    for clause in ['(sAMAccountName=%s)' % escape(sam) for sam in sams] + ['(cn=%s)' % escape(name) for name in names]:
+        if clause not in seen:
+            seen.add(clause)
             clauses.append(clause)
     if not clauses:
         return None
@@ -669,15 +679,39 @@ def is_gmsa(entry):
 
 
 def find_account(entries, name, sam, path=None):
-    """The entry a task's account refers to: same sAMAccountName, else cn=name directly under path."""
-    for entry in entries:
-        if (entry.get('sAMAccountName') or '').lower() == sam.lower():
+    """The entry a task's account refers to: same sAMAccountName, else cn=name directly under path (the first such
+    entry in search order). For many accounts over the same entries use one ``AccountIndex``."""
+    return AccountIndex(entries).find(name, sam, path)
+
+
+class AccountIndex:
+    """The entries of one search indexed once, so that finding each of N accounts among N entries is a look-up,
+    not a scan (the scan made a no-op of 2,000 gMSAs quadratic). ``find`` answers as ``find_account`` is
+    documented; ``named`` lists the entries whose cn is ``name``, in search order."""
+
+    def __init__(self, entries):
+        self.entries = list(entries)
+        self.by_sam = {}
+        for entry in self.entries:
+            self.by_sam.setdefault((entry.get('sAMAccountName') or '').lower(), entry)
+        self._by_cn = None  # cn -> entries, built on the first miss by sAMAccountName
+
+    def named(self, name):
+        if self._by_cn is None:
+            self._by_cn = {}
+            for entry in self.entries:
+                self._by_cn.setdefault((entry.get('cn') or '').lower(), []).append(entry)
+        return self._by_cn.get(name.lower(), [])
+
+    def find(self, name, sam, path=None):
+        entry = self.by_sam.get(sam.lower())
+        if entry is not None or not path:
             return entry
-    if path:
-        for entry in entries:
-            if (entry.get('cn') or '').lower() == name.lower() and normalize_dn(parent_dn(entry.dn)) == normalize_dn(path):
+        parent = normalize_dn(path)
+        for entry in self.named(name):
+            if normalize_dn(parent_dn(entry.dn)) == parent:
                 return entry
-    return None
+        return None
 
 
 def gmsa_facts(entry, rows=None):

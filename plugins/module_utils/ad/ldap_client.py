@@ -26,7 +26,8 @@ Attributes (read lazily, cached):
     ``bound_as`` (the account name used to bind; never the password), ``conn`` (the ldap3 Connection).
 Methods (each raises ``ADError`` or a subclass on failure):
     ``search(base, ldap_filter, attributes, scope='subtree', controls=None, size_limit=0) -> [Entry]``
-        paged (1000 per page); scope is ``base``, ``one``/``level`` or ``subtree``.
+        paged (up to 5000 per page; Windows DCs cap a page at their MaxPageSize, 1000 by default); scope is
+        ``base``, ``one``/``level`` or ``subtree``.
     ``get(dn, attributes, controls=None) -> Entry | None`` (None when the object does not exist).
     ``exists(dn) -> bool``
     ``add(dn, object_class, attributes)``; object_class is a str or list of str, attributes a dict of
@@ -432,7 +433,10 @@ _OPS = {'replace': 'MODIFY_REPLACE', 'add': 'MODIFY_ADD', 'delete': 'MODIFY_DELE
 class Directory(object):
     """A bound LDAP session to one domain controller (see the module docstring for the API)."""
 
-    page_size = 1000
+    # One page for a few thousand entries: ldap3 encodes the whole filter again for every page (a task's search for
+    # 2,000 gMSAs ORs 4,000 clauses), and the server answers each page request anew. A Windows DC still returns at
+    # most its MaxPageSize (1000 by default) per page; the cookie brings the rest either way.
+    page_size = 5000
 
     def __init__(self, conn, base_dn=None, bound_as=None):
         self.conn = conn
@@ -545,10 +549,13 @@ class Directory(object):
             ok = self._call(self.conn.search, 'search', base, **kwargs)
             if not ok and (self.conn.result or {}).get('result') not in (RESULT_SUCCESS, RESULT_SIZE_LIMIT_EXCEEDED):
                 self._raise('search', base, filter_text=ldap_filter)
-            for item in self.conn.response or []:
-                if item.get('type') != 'searchResEntry':
-                    continue
-                entries.append(Entry(item['dn'], item.get('raw_attributes') or {}))
+            # ldap3's parsed page (each value as bytes and again formatted) is let go item by item as the entries are
+            # made: the two forms of thousands of objects are never all held at once
+            response, self.conn.response = self.conn.response or [], None
+            for index, item in enumerate(response):
+                response[index] = None
+                if item.get('type') == 'searchResEntry':
+                    entries.append(Entry(item['dn'], item.get('raw_attributes') or {}))
             if not paged:
                 break
             cookie = (self.conn.result.get('controls') or {}).get('1.2.840.113556.1.4.319', {}) \

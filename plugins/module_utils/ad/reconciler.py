@@ -358,16 +358,18 @@ class GrantingReconciler(Reconciler):
                                      dn=self.new_dn(p['name'], path))
         self.targets = [self.principal]
         self.gmsas = []
-        gmsa_entries = [e for e in entries if engine.is_gmsa(e)]
+        index = engine.AccountIndex(e for e in entries if engine.is_gmsa(e))
+        seen = set()
         for name, sam in zip(gmsa_names, gmsa_sams):
-            entry = engine.find_account(gmsa_entries, name, sam)
+            entry = index.find(name, sam)
             if entry is None:
-                matches = [e for e in gmsa_entries if (e.get('cn') or '').lower() == name.lower()]
+                matches = index.named(name)
                 entry = matches[0] if len(matches) == 1 else None
             if entry is None:
                 if p['state'] == 'present':  # nothing to revoke from a gMSA that is gone
                     self.error('gmsas', 'gmsas: %r matches no gMSA in %s' % (name, base))
-            elif all(entry.dn != g['entry'].dn for g in self.gmsas):
+            elif entry.dn not in seen:
+                seen.add(entry.dn)
                 self.gmsas.append(self.target(PASSWORD_READER, entry.get('cn'), entry=entry))
         self.sid = found.sid() if found is not None else None
         self.guid = found.guid() if found is not None else None
