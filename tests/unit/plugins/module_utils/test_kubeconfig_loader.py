@@ -83,7 +83,7 @@ CASES = [
                                                        proxy_url='http://proxy.test:3128')),
      {}, {'kubeconfig': 'FILE'}, 'fast'),
     ('http-server', kubeconfig(clusters=[{'name': 'c1', 'cluster': {'server': 'http://10.0.0.1:8080',
-                                                                   'certificate-authority': 'missing.crt'}}]),
+                                                                    'certificate-authority': 'missing.crt'}}]),
      {}, {'kubeconfig': 'FILE'}, 'fast'),
     ('no-user-entry', kubeconfig(users=[]), {}, {'kubeconfig': 'FILE'}, 'fast'),
     ('unknown-user', kubeconfig(contexts=[{'name': 'main', 'context': {'cluster': 'c1', 'user': 'nobody'}}]), {},
@@ -305,7 +305,6 @@ def test_a_module_process_does_not_import_kubernetes_for_a_kubeconfig_file(place
 
     assert not kubernetes_imported(kubeconfig(users=user(token='t')))
     assert kubernetes_imported(kubeconfig(users=EXEC_USER))
-
 
 
 @pytest.mark.parametrize('url, no_proxy', [
