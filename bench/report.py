@@ -104,7 +104,34 @@ def render(report):
             n, t.get('noop_ms_per_gmsa'), t.get('converge_ms_per_gmsa'),
             ', '.join('%s %d' % kv for kv in sorted(t.get('noop_lists_by_resource', {}).items())),
             t.get('noop_zero_k8s_writes'), t.get('noop_zero_ldap_writes'), t.get('peak_tree_pss_mb'), checks))
+    out.extend(render_parts(report))
     return '\n'.join(out)
+
+
+def render_parts(report):
+    """Each half alone, from the benchmark callback's task times (no ansible-playbook start-up): our two
+    Kubernetes tasks against the one-task kubernetes.core sides, our two AD tasks against community.general."""
+    out = ['', '| N | phase | ours k8s tasks s | k8s_list_apply s | k8s_list_ssa s | faster peer / ours '
+           '| ours AD tasks s | ldap_cg s | ldap_cg / ours |', '|' + '---|' * 9]
+    for r in report['rows']:
+        sides = r['sides']
+        ours = sides.get('ours') or {}
+
+        def task_s(side, key):
+            return (sides.get(side) or {}).get(key)
+        k8s_ours, ad_ours = ours.get('k8s_tasks_s'), ours.get('ad_tasks_s')
+        peers = [v for v in (task_s('k8s_list_apply', 'k8s_tasks_s'), task_s('k8s_list_ssa', 'k8s_tasks_s')) if v]
+        ldap_cg = task_s('ldap_cg', 'ad_tasks_s')
+        out.append('| %s | %s | %s | %s | %s | %s | %s | %s | %s |' % (
+            r['n'], r['phase'], _num(k8s_ours), _num(task_s('k8s_list_apply', 'k8s_tasks_s')),
+            _num(task_s('k8s_list_ssa', 'k8s_tasks_s')),
+            '%.1fx' % (min(peers) / k8s_ours) if peers and k8s_ours else '-', _num(ad_ours), _num(ldap_cg),
+            '%.0fx' % (ldap_cg / ad_ours) if ldap_cg and ad_ours else '-'))
+    return out
+
+
+def _num(value):
+    return '%.1f' % value if value is not None else '-'
 
 
 def main():
