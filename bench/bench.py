@@ -44,6 +44,7 @@ import re
 import secrets
 import shlex
 import shutil
+import signal
 import ssl
 import subprocess
 import sys
@@ -297,6 +298,29 @@ def _children_map():
     return kids
 
 
+def process_tree(pid):
+    """pid and all its descendants (from /proc), parents first."""
+    kids = _children_map()
+    todo, tree = [pid], []
+    while todo:
+        pid = todo.pop()
+        tree.append(pid)
+        todo.extend(kids.get(pid, []))
+    return tree
+
+
+def kill_tree(pid):
+    """SIGKILL pid and every descendant: ansible's worker processes start sessions of their own (setsid), so
+    killing the process group alone leaves them behind."""
+    tree = process_tree(pid)
+    for member in tree:
+        try:
+            os.kill(member, signal.SIGKILL)
+        except OSError:
+            pass
+    return tree
+
+
 def _memory_kb(pid):
     """(RSS, PSS) of a process in kB; PSS shares pages between the forked ansible processes fairly."""
     rss = pss = 0
@@ -324,12 +348,7 @@ class TreeSampler(threading.Thread):
 
     def run(self):
         while not self.done.is_set():
-            kids = _children_map()
-            todo, tree = [self.pid], []
-            while todo:
-                pid = todo.pop()
-                tree.append(pid)
-                todo.extend(kids.get(pid, []))
+            tree = process_tree(self.pid)
             sizes = [_memory_kb(p) for p in tree]
             self.peak_rss_kb = max(self.peak_rss_kb, sum(size[0] for size in sizes))
             self.peak_pss_kb = max(self.peak_pss_kb, sum(size[1] for size in sizes))
@@ -413,7 +432,7 @@ class Runner(object):
                     break
                 if budget and time.monotonic() - started > budget and not timed_out:
                     timed_out = True
-                    os.killpg(proc.pid, 9)  # the whole tree: forks and module processes
+                    kill_tree(proc.pid)  # the whole tree: forks and module processes
                 time.sleep(0.05)
             proc.returncode = os.waitstatus_to_exitcode(status)
             sampler.done.set()
