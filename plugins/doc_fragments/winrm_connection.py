@@ -167,15 +167,11 @@ requirements:
   - kubernetes >= 24.2.0 (only with O(cluster))
 """
 
-    # The attributes of the node modules that run on an inventory host or, deprecated, from the controller
-    # (node_registry, node_preflight_info, docker_credential_spec). Listed before ansible-core's attribute
+    # The attributes of every node module whose action plugin runs the work on an inventory host (node_registry,
+    # node_preflight_info, docker_credential_spec, node_refresh). Listed before ansible-core's attribute
     # fragments: of two fragments, the one listed first wins.
-    NODE_ACTION = r"""
+    NODE_HOST = r"""
 attributes:
-  action_group:
-    support: full
-    membership:
-      - winkube.gmsa.winrm
   action:
     support: full
     details: The action plugin runs on the controller.
@@ -183,6 +179,16 @@ attributes:
     support: none
   bypass_host_loop:
     support: none
+"""
+
+    # With NODE_HOST: the node modules that also run, deprecated, from the controller (node_registry,
+    # node_preflight_info, docker_credential_spec): their action group and platforms.
+    NODE_ACTION = r"""
+attributes:
+  action_group:
+    support: full
+    membership:
+      - winkube.gmsa.winrm
   platform:
     support: full
     platforms:

@@ -33,6 +33,7 @@ author:
   - winkube.gmsa maintainers (@winkube)
 extends_documentation_fragment:
   - winkube.gmsa.winrm_connection.node_action
+  - winkube.gmsa.winrm_connection.node_host
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
   - ansible.builtin.action_common_attributes.actiongroups

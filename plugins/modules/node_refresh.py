@@ -42,16 +42,10 @@ options:
     type: bool
     default: true
 extends_documentation_fragment:
+  - winkube.gmsa.winrm_connection.node_host
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
 attributes:
-  action:
-    support: full
-    details: The action plugin runs on the controller.
-  async:
-    support: none
-  bypass_host_loop:
-    support: none
   check_mode:
     support: full
   diff_mode:
