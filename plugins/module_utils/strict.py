@@ -63,9 +63,11 @@ class AnsibleModule(_AnsibleModule):
     """ansible.module_utils.basic.AnsibleModule that refuses lists and dicts for text options (see above)."""
 
     def _log_invocation(self):
-        if self._structured_secrets:
-            from ansible_collections.winkube.gmsa.plugins.module_utils.secrets import mask_structured_secrets
-            mask_structured_secrets(self)
+        # the masking of structured options (secrets.mask_structured_secrets) is narrowed before Ansible logs the
+        # invocation, not only after: masking each of the thousands of strings of 2,000 credential specs in that
+        # log line one by one took seconds. Modules still call it themselves (no_log tasks skip this log line).
+        from ansible_collections.winkube.gmsa.plugins.module_utils.secrets import mask_structured_secrets
+        mask_structured_secrets(self)
         super(AnsibleModule, self)._log_invocation()
 
     def _load_params(self):
@@ -74,10 +76,6 @@ class AnsibleModule(_AnsibleModule):
         self._given_params = copy.deepcopy(self.params)
 
     def __init__(self, *args, **kwargs):
-        # structured_secrets=True: narrow the masking of structured options (secrets.mask_structured_secrets) before
-        # Ansible logs the invocation, not only after: masking each of the thousands of strings of 2,000 credential
-        # specs in that log line one by one took seconds
-        self._structured_secrets = kwargs.pop('structured_secrets', False)
         super(AnsibleModule, self).__init__(*args, **kwargs)
         errors = wrong_types(self.argument_spec, getattr(self, '_given_params', None) or {})
         self._given_params = None

@@ -164,7 +164,6 @@ def main():
             write_concurrency=dict(type='int', default=4),
         ),
         supports_check_mode=True,
-        structured_secrets=True,
     )
     mask_structured_secrets(module)  # also when the task's no_log skips the invocation log
     state = module.params['state']
