@@ -21,11 +21,7 @@ else:
 # --- skips ------------------------------------------------------------------------------------------
 # A skip hides a missing requirement (a package, the lab, a tool), so with CI=true (scripts/run-tests sets
 # it) any skipped test fails the run unless it is listed here with the reason it may skip. Keep this short.
-ALLOWED_SKIPS = {
-    'tests/integration/test_ad_foundation.py::test_kerberos_without_gssapi_is_clear':
-        'checks the message for a missing gssapi package, so it can only run where gssapi is not installed '
-        '(requirements.txt does not install it; Kerberos bind itself is not tested, see README)',
-}
+ALLOWED_SKIPS: dict = {}
 
 _skipped: list = []
 

@@ -17,11 +17,6 @@ from __future__ import annotations
 
 import json
 
-try:
-    import yaml
-except ImportError:  # pragma: no cover - PyYAML comes with ansible-core
-    yaml = None
-
 # Options whose value is a structure with a few secrets inside.
 STRUCTURED = ('kubeconfig', 'credspec', 'host_account_config')
 # Settings of a kubeconfig exec plugin that say what runs, not with which credentials.
@@ -50,7 +45,10 @@ def inline_document(text):
     if not isinstance(text, str) or not text.strip().startswith(('{', 'apiVersion', 'clusters', 'kind')):
         return None
     try:
-        return json.loads(text) if text.strip().startswith('{') else (yaml.safe_load(text) if yaml else None)
+        if text.strip().startswith('{'):
+            return json.loads(text)
+        import yaml  # only here: most calls never see YAML text, and importing it costs each module call ~10 ms
+        return yaml.safe_load(text)
     except ValueError:
         return None
     except Exception:  # yaml.YAMLError: not a document after all

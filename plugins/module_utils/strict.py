@@ -15,8 +15,6 @@ still accepted as text, as Ansible does everywhere.
 
 from __future__ import annotations
 
-import copy
-
 from ansible.module_utils.basic import AnsibleModule as _AnsibleModule
 
 TEXT_TYPES = ('str', 'path')
@@ -72,13 +70,14 @@ class AnsibleModule(_AnsibleModule):
 
     def _load_params(self):
         super(AnsibleModule, self)._load_params()
-        # kept before Ansible's validation turns a list into its text form; never returned or logged
-        self._given_params = copy.deepcopy(self.params)
+        # checked on the values as given, before Ansible's validation turns a list into its text form, and
+        # reported after it (Ansible's own errors come first); a deep copy of the parameters for a later check
+        # cost a module called with 500 credential specs about 0.1 s
+        self._wrong_types = wrong_types(self.argument_spec, self.params)
 
     def __init__(self, *args, **kwargs):
         super(AnsibleModule, self).__init__(*args, **kwargs)
-        errors = wrong_types(self.argument_spec, getattr(self, '_given_params', None) or {})
-        self._given_params = None
+        errors = getattr(self, '_wrong_types', None) or []
         if errors:
             self.fail_json(msg='; '.join(message for _name, message in errors) + '. Nothing was changed.',
                            failed_option=errors[0][0])

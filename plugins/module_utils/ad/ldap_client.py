@@ -84,15 +84,6 @@ except ImportError:
     RESULT_CONSTRAINT_VIOLATION, RESULT_NO_SUCH_OBJECT, RESULT_INVALID_CREDENTIALS = 19, 32, 49
     RESULT_INSUFFICIENT_ACCESS_RIGHTS, RESULT_ENTRY_ALREADY_EXISTS = 50, 68
 
-GSSAPI_IMPORT_ERROR = None
-try:
-    import gssapi
-    import gssapi.raw
-    HAS_GSSAPI = True
-except ImportError:
-    HAS_GSSAPI = False
-    GSSAPI_IMPORT_ERROR = traceback.format_exc()
-
 from ansible_collections.winkube.gmsa.plugins.module_utils import retry
 from ansible_collections.winkube.gmsa.plugins.module_utils.ad import kds
 from ansible_collections.winkube.gmsa.plugins.module_utils.ad.dn import dn_to_dns
@@ -121,6 +112,17 @@ try:
 except ImportError:  # pragma: no cover - only outside Ansible
     def missing_required_lib(library, reason=None, url=None):
         return 'Failed to import the required Python library (%s).' % library
+
+
+def _gssapi():
+    """The gssapi package, imported only for auth_method=kerberos (importing it cost every other AD module call
+    15-30 ms of CPU); None when it is not installed."""
+    try:
+        import gssapi
+        import gssapi.raw  # noqa: F401 - acquire_cred_with_password lives there
+    except ImportError:
+        return None
+    return gssapi
 
 
 class _Lost(Exception):
@@ -213,6 +215,7 @@ def _kerberos_credentials(params):
                                 '(the realm in upper case, e.g. svc-gmsa@CONTOSO.COM)' % given[0], field='username')
     if keytab and not os.path.isfile(keytab):
         raise ADConnectionError('kerberos_keytab %s does not exist or is not a file' % keytab, field='kerberos_keytab')
+    gssapi = _gssapi()
     name = gssapi.Name(username, gssapi.NameType.kerberos_principal) if username else None
     try:
         if password:
@@ -311,7 +314,7 @@ def open_directory(params, warn=None):
                 'security layer (no integrity or confidentiality protection), so the session would be neither '
                 'signed nor encrypted. Use encryption=ldaps (port 636) or encryption=starttls (port 389) with '
                 'auth_method=kerberos.', field='encryption')
-        if not HAS_GSSAPI:
+        if _gssapi() is None:
             raise ADConnectionError(
                 missing_required_lib('gssapi', reason='for auth_method=kerberos') +
                 ' Or use auth_method=simple over ldaps/starttls.', field='auth_method')

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import datetime
+import os
 import struct
+import subprocess
+import sys
 
 import pytest
 
@@ -121,3 +124,25 @@ def test_current_key_is_newest_created_usable():
     assert kds.pending_key(keys)['id'].endswith('3')
     assert kds.current_key([future]) is None
     assert '_start' not in kds.public(new)
+
+
+def test_kerberos_without_gssapi_names_the_package(monkeypatch):
+    # gssapi is imported only when a Kerberos bind is asked for; where it is missing the error says so
+    monkeypatch.setitem(sys.modules, 'gssapi', None)  # makes `import gssapi` raise ImportError
+    with pytest.raises(lc.ADConnectionError, match='gssapi') as err:
+        lc.open_directory(dict(server='127.0.0.1', auth_method='kerberos', encryption='ldaps',
+                               username='svc@CONTOSO.TEST', password='secret'))
+    assert err.value.field == 'auth_method' and 'secret' not in str(err.value)
+
+
+def test_ad_modules_import_neither_gssapi_nor_yaml():
+    # every AD module call pays its imports again (a new interpreter, sources compiled from the AnsiballZ zip):
+    # gssapi (Kerberos only) and yaml (inline YAML documents only) are imported where they are used
+    code = ('import sys\n'
+            'from ansible_collections.winkube.gmsa.plugins.modules import gmsa, host_group, kds_root_key\n'
+            # what AnsibleModule's invocation log imports when a module runs
+            'from ansible_collections.winkube.gmsa.plugins.module_utils import secrets\n'
+            'print(sorted(m for m in ("gssapi", "yaml") if m in sys.modules))\n')
+    out = subprocess.run([sys.executable, '-c', code], check=True, capture_output=True, text=True,
+                         env=dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p)))
+    assert out.stdout.strip() == '[]'
