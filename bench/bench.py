@@ -12,6 +12,7 @@ with ansible-playbook on every object of the run (nothing is sampled or extrapol
     k8s_list_apply  kubernetes.core.k8s once, definition = the list of all objects, apply: true
     k8s_list_ssa    the same with server-side apply (a field manager)
     ldap_cg         community.general ldap_entry + ldap_attrs, one task per account each
+    floor           (optional) ours.yml's four tasks and arguments, each module doing nothing: Ansible's own cost
 
     converge  first run on an empty lab
     noop      the same again: must change nothing
@@ -373,6 +374,7 @@ class Runner(object):
             ANSIBLE_COLLECTIONS_PATH=str(collections),
             ANSIBLE_CALLBACK_PLUGINS=str(BENCH / 'callback_plugins'),
             ANSIBLE_FILTER_PLUGINS=str(BENCH / 'filter_plugins'),
+            ANSIBLE_LIBRARY=str(BENCH / 'library'),  # bench_floor, for the side `floor`
             ANSIBLE_STDOUT_CALLBACK='bench_stats',
             ANSIBLE_LOCALHOST_WARNING='False',
             ANSIBLE_INVENTORY_UNPARSED_WARNING='False',
@@ -638,6 +640,10 @@ SIDES = {
                      'title': 'kubernetes.core.k8s, one task, definition = list of all objects, server-side apply'},
     'ldap_cg': {'playbook': 'ldap_cg.yml', 'backends': ('ad',),
                 'title': 'community.general ldap_entry + ldap_attrs, one task per account each'},
+    # Ansible's own cost under ours.yml: the same four tasks and arguments, each module doing nothing
+    'floor': {'playbook': 'floor.yml', 'backends': (), 'optional': True,
+              'title': "Ansible's floor: ours.yml's four tasks and arguments, each calling a module that does "
+                       "nothing (bench/library/bench_floor.py)"},
 }
 PEER_K8S_BEST = ('k8s_list_apply', 'k8s_list_ssa')
 
@@ -645,7 +651,7 @@ PEER_K8S_BEST = ('k8s_list_apply', 'k8s_list_ssa')
 def side_vars(side, desired, labs_vars, directory):
     extra = dict(labs_vars, bench_gmsas=desired.gmsas(), bench_host_group=desired.host_group)
     extra.update(SIDES[side].get('vars', {}))
-    if side.startswith('ours'):
+    if side.startswith('ours') or side == 'floor':
         extra.update(bench_credential_specs=desired.credential_specs(), bench_bindings=desired.bindings())
     if side == 'baseline' or side.startswith('k8s_'):
         extra['bench_k8s_objects'] = desired.k8s_objects()
@@ -742,9 +748,10 @@ def summarise(n, sides):
     rows = []
     for phase in PHASES:
         figs = dict((side, side_figures(results.get(phase))) for side, results in sides.items() if results)
-        o, b = figs.get('ours'), figs.get('baseline')
+        o, b, floor = figs.get('ours'), figs.get('baseline'), figs.get('floor')
         best = best_peers(figs)
         o_ok, b_ok = o and 'wall_s' in o, b and 'wall_s' in b
+        floor_ok = o_ok and floor and 'wall_s' in floor
         row = {
             'n': n, 'phase': phase, 'sides': figs, 'best_peers': best,
             'speedup_vs_best_peers': round(best['wall_s'] / o['wall_s'], 2) if best and o_ok else None,
@@ -759,6 +766,9 @@ def summarise(n, sides):
             'ad_speedup': round(b['ad_tasks_s'] / o['ad_tasks_s'], 1) if o_ok and b_ok and o['ad_tasks_s'] else None,
             'k8s_speedup': (round(b['k8s_tasks_s'] / o['k8s_tasks_s'], 1)
                             if o_ok and b_ok and o['k8s_tasks_s'] else None),
+            # what our modules cost above Ansible's own work for the same four calls (side `floor`)
+            'ours_above_floor_s': round(o['wall_s'] - floor['wall_s'], 3) if floor_ok else None,
+            'ours_above_floor_cpu_s': round(o['cpu_s'] - floor['cpu_s'], 3) if floor_ok else None,
         }
         for key in ('k8s_requests', 'k8s_writes', 'ldap_ops', 'ldap_writes', 'tree_peak_pss_mb', 'max_rss_mb'):
             row['ours_' + key] = o.get(key) if o else None

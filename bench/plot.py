@@ -15,7 +15,8 @@ import sys
 from xml.sax.saxutils import escape
 
 COLOURS = {'ours': '#d62728', 'ours_serial': '#ff9896', 'baseline': '#7f7f7f', 'k8s_loop_apply': '#8c564b', 'k8s_list_apply': '#1f77b4',
-           'k8s_list_ssa': '#17becf', 'ldap_cg': '#2ca02c', 'best_peers': '#9467bd'}
+           'k8s_list_ssa': '#17becf', 'ldap_cg': '#2ca02c', 'best_peers': '#9467bd',
+           'floor': '#bcbd22'}
 PHASES = ('converge', 'noop', 'change1')
 W, H, LEFT, TOP, PW, PH = 1130, 470, 70, 40, 300, 300
 

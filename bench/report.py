@@ -105,7 +105,23 @@ def render(report):
             ', '.join('%s %d' % kv for kv in sorted(t.get('noop_lists_by_resource', {}).items())),
             t.get('noop_zero_k8s_writes'), t.get('noop_zero_ldap_writes'), t.get('peak_tree_pss_mb'), checks))
     out.extend(render_parts(report))
+    out.extend(render_floor(report))
     return '\n'.join(out)
+
+
+def render_floor(report):
+    """Ours against Ansible's floor (side `floor`: the same four tasks and arguments, modules doing nothing)."""
+    rows = [r for r in report['rows'] if r.get('ours_above_floor_s') is not None]
+    if not rows:
+        return []
+    out = ['', '| N | phase | ours wall s | floor wall s | ours above floor s | ours CPU s | floor CPU s '
+           '| ours above floor CPU s |', '|' + '---|' * 8]
+    for r in rows:
+        ours, floor = r['sides']['ours'], r['sides']['floor']
+        out.append('| %s | %s | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f |' % (
+            r['n'], r['phase'], ours['wall_s'], floor['wall_s'], r['ours_above_floor_s'], ours['cpu_s'],
+            floor['cpu_s'], r['ours_above_floor_cpu_s']))
+    return out
 
 
 def render_parts(report):

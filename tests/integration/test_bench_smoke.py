@@ -32,7 +32,7 @@ def wait_until_no_namespace_is_terminating(k8s_lab, timeout=300):
         time.sleep(2)
 
 
-SMOKE_SIDES = ('ours', 'baseline', 'k8s_list_apply', 'k8s_list_ssa')
+SMOKE_SIDES = ('ours', 'baseline', 'k8s_list_apply', 'k8s_list_ssa', 'floor')
 
 
 def by_verb(n, verbs):
@@ -45,8 +45,9 @@ def by_verb(n, verbs):
 
 
 def test_bench_smoke(samba_lab, k8s_lab, tmp_path):
-    """Our side, the typical per-item playbook and the two one-task kubernetes.core configurations (the
-    community.general side needs python-ldap, which the test venvs do not have: it runs in the full bench)."""
+    """Our side, the typical per-item playbook, the two one-task kubernetes.core configurations and Ansible's
+    floor under ours (the community.general side needs python-ldap, which the test venvs do not have: it runs
+    in the full bench)."""
     wait_until_no_namespace_is_terminating(k8s_lab)
     output = tmp_path / 'bench.json'
     env = dict(os.environ)
@@ -130,3 +131,9 @@ def test_bench_smoke(samba_lab, k8s_lab, tmp_path):
     assert [base[p]['k8s']['writes'] for p in phases] == [12, 15, 15]
     assert [base[p]['ldap']['requests'] for p in phases] == [35, 24, 25]
     assert [base[p]['ldap']['writes'] for p in phases] == [7, 0, 1]
+    # Ansible's floor (the same four tasks and arguments, the module doing nothing) reaches neither server, and
+    # every row says what ours costs above it
+    floor = sides['floor']
+    assert [(floor[p]['k8s']['requests'], floor[p]['ldap']['requests']) for p in phases] == [(0, 0)] * 3
+    assert [len(floor[p]['tasks']) for p in phases] == [4] * 3
+    assert all(row['ours_above_floor_s'] is not None for row in report['rows'])
