@@ -374,7 +374,6 @@ class Runner(object):
             ANSIBLE_COLLECTIONS_PATH=str(collections),
             ANSIBLE_CALLBACK_PLUGINS=str(BENCH / 'callback_plugins'),
             ANSIBLE_FILTER_PLUGINS=str(BENCH / 'filter_plugins'),
-            ANSIBLE_LIBRARY=str(BENCH / 'library'),  # bench_floor, for the side `floor`
             ANSIBLE_STDOUT_CALLBACK='bench_stats',
             ANSIBLE_LOCALHOST_WARNING='False',
             ANSIBLE_INVENTORY_UNPARSED_WARNING='False',
@@ -643,7 +642,7 @@ SIDES = {
     # Ansible's own cost under ours.yml: the same four tasks and arguments, each module doing nothing
     'floor': {'playbook': 'floor.yml', 'backends': (), 'optional': True,
               'title': "Ansible's floor: ours.yml's four tasks and arguments, each calling a module that does "
-                       "nothing (bench/library/bench_floor.py)"},
+                       "nothing (bench/playbooks/library/bench_floor.py)"},
 }
 PEER_K8S_BEST = ('k8s_list_apply', 'k8s_list_ssa')
 
