@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from ansible.module_utils.basic import AnsibleModule as _AnsibleModule
 
+from ansible_collections.winkube.gmsa.plugins.module_utils.secrets import mask_structured_secrets
+
 TEXT_TYPES = ('str', 'path')
 
 
@@ -58,14 +60,21 @@ def wrong_types(spec, params, prefix=''):
 
 
 class AnsibleModule(_AnsibleModule):
-    """ansible.module_utils.basic.AnsibleModule that refuses lists and dicts for text options (see above)."""
+    """ansible.module_utils.basic.AnsibleModule that refuses lists and dicts for text options (see above) and
+    narrows the masking of structured options (secrets.mask_structured_secrets) once, before anything is logged
+    or returned."""
+
+    _structured_secrets_masked = False
+
+    def _mask_structured_secrets(self):
+        if not self._structured_secrets_masked:
+            mask_structured_secrets(self)
+            self._structured_secrets_masked = True
 
     def _log_invocation(self):
-        # the masking of structured options (secrets.mask_structured_secrets) is narrowed before Ansible logs the
-        # invocation, not only after: masking each of the thousands of strings of 2,000 credential specs in that
-        # log line one by one took seconds. Modules still call it themselves (no_log tasks skip this log line).
-        from ansible_collections.winkube.gmsa.plugins.module_utils.secrets import mask_structured_secrets
-        mask_structured_secrets(self)
+        # before Ansible logs the invocation, not only after: masking each of the thousands of strings of 2,000
+        # credential specs in that log line one by one took seconds
+        self._mask_structured_secrets()
         super(AnsibleModule, self)._log_invocation()
 
     def _load_params(self):
@@ -77,6 +86,7 @@ class AnsibleModule(_AnsibleModule):
 
     def __init__(self, *args, **kwargs):
         super(AnsibleModule, self).__init__(*args, **kwargs)
+        self._mask_structured_secrets()  # a no_log task skips the invocation log
         errors = getattr(self, '_wrong_types', None) or []
         if errors:
             self.fail_json(msg='; '.join(message for _name, message in errors) + '. Nothing was changed.',

@@ -117,7 +117,6 @@ api_requests:
 
 from ansible_collections.winkube.gmsa.plugins.module_utils.strict import AnsibleModule
 
-from ansible_collections.winkube.gmsa.plugins.module_utils.secrets import mask_structured_secrets
 from ansible_collections.winkube.gmsa.plugins.module_utils.connection.k8s import k8s_argument_spec
 from ansible_collections.winkube.gmsa.plugins.module_utils.k8s.client import K8sError
 from ansible_collections.winkube.gmsa.plugins.module_utils.k8s.engine import run_module
@@ -142,7 +141,6 @@ def main():
         ),
         supports_check_mode=True,
     )
-    mask_structured_secrets(module)
     params = module.params
 
     def body(engine):

@@ -139,7 +139,6 @@ contents:
 
 from ansible_collections.winkube.gmsa.plugins.module_utils.strict import AnsibleModule
 
-from ansible_collections.winkube.gmsa.plugins.module_utils.secrets import mask_structured_secrets
 from ansible_collections.winkube.gmsa.plugins.module_utils.connection.k8s import k8s_argument_spec
 from ansible_collections.winkube.gmsa.plugins.module_utils.k8s.engine import run_module
 from ansible_collections.winkube.gmsa.plugins.module_utils.models.crd import (
@@ -165,7 +164,6 @@ def main():
         ),
         supports_check_mode=True,
     )
-    mask_structured_secrets(module)  # also when the task's no_log skips the invocation log
     state = module.params['state']
     items = module.params['credential_specs']
     problems, objects, names = [], [], []

@@ -135,7 +135,6 @@ api_requests:
 
 from ansible_collections.winkube.gmsa.plugins.module_utils.strict import AnsibleModule
 
-from ansible_collections.winkube.gmsa.plugins.module_utils.secrets import mask_structured_secrets
 from ansible_collections.winkube.gmsa.plugins.module_utils.k8s.client import K8sError, connect, require_kubernetes
 from ansible_collections.winkube.gmsa.plugins.module_utils.connection.k8s import k8s_argument_spec
 from ansible_collections.winkube.gmsa.plugins.module_utils.models import names as n
@@ -199,7 +198,6 @@ def main():
         ),
         supports_check_mode=True,
     )
-    mask_structured_secrets(module)
     try:
         asked = questions(module.params['bindings'])
     except ValueError as exc:

@@ -281,7 +281,6 @@ hosts:
 
 from ansible_collections.winkube.gmsa.plugins.module_utils.strict import AnsibleModule
 
-from ansible_collections.winkube.gmsa.plugins.module_utils.secrets import mask_structured_secrets
 from ansible_collections.winkube.gmsa.plugins.module_utils.docker_credspec import (
     OPTION_RULES,
     OPTIONS,
@@ -306,7 +305,6 @@ def main():
     argument_spec = winrm_argument_spec(**{name: dict(option) for name, option in OPTIONS.items()})
     kwargs = dict(winrm_module_kwargs(), **OPTION_RULES)
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True, **kwargs)
-    mask_structured_secrets(module)
     params = module.params
 
     name, config_name, content, problems = check_params(params)

@@ -247,7 +247,6 @@ from ansible_collections.winkube.gmsa.plugins.module_utils.k8s.client import K8s
 from ansible_collections.winkube.gmsa.plugins.module_utils.connection.k8s import k8s_argument_spec
 from ansible_collections.winkube.gmsa.plugins.module_utils.k8s.engine import run_module
 from ansible_collections.winkube.gmsa.plugins.module_utils.node_agent import model
-from ansible_collections.winkube.gmsa.plugins.module_utils.secrets import mask_structured_secrets
 from ansible_collections.winkube.gmsa.plugins.module_utils.winrm import preflight
 
 
@@ -300,7 +299,6 @@ def main():
         ),
         supports_check_mode=True,
     )
-    mask_structured_secrets(module)
     params = module.params
     errors = model.check_options(params['namespace'], params['image'], params['interval'])
     if params['api_server'] and not params['api_server'].startswith('https://'):

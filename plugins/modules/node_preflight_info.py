@@ -205,7 +205,6 @@ nodes:
 
 from ansible_collections.winkube.gmsa.plugins.module_utils.strict import AnsibleModule
 
-from ansible_collections.winkube.gmsa.plugins.module_utils.secrets import mask_structured_secrets
 from ansible_collections.winkube.gmsa.plugins.module_utils.winrm import preflight
 from ansible_collections.winkube.gmsa.plugins.module_utils.connection.winrm import (
     CLUSTER_OPTION,
@@ -230,7 +229,6 @@ def main():
         cluster=CLUSTER_OPTION,
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True, **winrm_module_kwargs())
-    mask_structured_secrets(module)
     params = module.params
     if params['connect_timeout'] < 1:
         module.fail_json(msg='connect_timeout must be at least 1 millisecond')

@@ -169,7 +169,6 @@ pods_checked:
 
 from ansible_collections.winkube.gmsa.plugins.module_utils.strict import AnsibleModule
 
-from ansible_collections.winkube.gmsa.plugins.module_utils.secrets import mask_structured_secrets
 from ansible_collections.winkube.gmsa.plugins.module_utils.connection.winrm import (
     CLUSTER_OPTION,
     winrm_argument_spec,
@@ -205,7 +204,6 @@ def main():
         cluster=CLUSTER_OPTION,
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True, **winrm_module_kwargs())
-    mask_structured_secrets(module)
     runner = runner_for(module)
     transport = cluster_transport(module)
     data = {'key': KEY, 'name': VALUE_NAME, 'value': WANTED, 'check_mode': module.check_mode}

@@ -200,7 +200,6 @@ api_requests:
 
 from ansible_collections.winkube.gmsa.plugins.module_utils.strict import AnsibleModule
 
-from ansible_collections.winkube.gmsa.plugins.module_utils.secrets import mask_structured_secrets
 from ansible_collections.winkube.gmsa.plugins.module_utils.k8s import pod_ladder
 from ansible_collections.winkube.gmsa.plugins.module_utils.k8s.client import (
     ApiError,
@@ -283,7 +282,6 @@ def main():
         mutually_exclusive=[('pods', 'label_selector')],
         supports_check_mode=True,
     )
-    mask_structured_secrets(module)
     params = module.params
     problems = []
     try:

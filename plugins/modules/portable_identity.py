@@ -306,7 +306,6 @@ replanned:
 from ansible_collections.winkube.gmsa.plugins.module_utils.strict import AnsibleModule
 
 from ansible_collections.winkube.gmsa.plugins.module_utils.ad.connection_spec import ad_argument_spec, ad_module_kwargs
-from ansible_collections.winkube.gmsa.plugins.module_utils.secrets import mask_structured_secrets
 from ansible_collections.winkube.gmsa.plugins.module_utils.ad import engine
 from ansible_collections.winkube.gmsa.plugins.module_utils.ad import ldap_client
 from ansible_collections.winkube.gmsa.plugins.module_utils.ad.reconciler import GrantingReconciler, ObjectType
@@ -332,7 +331,6 @@ class PortableIdentityTask(GrantingReconciler):
     adopt = False  # a user created meanwhile by another run has a password this run cannot know
 
     def __init__(self, module):
-        mask_structured_secrets(module)  # the kubeconfig inside kubernetes_secret: only its secrets are masked
         super(PortableIdentityTask, self).__init__(module)
         self.password = None
         self.generated = False

@@ -357,7 +357,6 @@ import ssl
 from ansible.module_utils.six.moves.urllib.parse import urlparse
 from ansible_collections.winkube.gmsa.plugins.module_utils.strict import AnsibleModule
 
-from ansible_collections.winkube.gmsa.plugins.module_utils.secrets import mask_structured_secrets
 from ansible_collections.winkube.gmsa.plugins.module_utils.connection.k8s import k8s_argument_spec
 from ansible_collections.winkube.gmsa.plugins.module_utils.k8s.client import host_of, server_version
 from ansible_collections.winkube.gmsa.plugins.module_utils.k8s.engine import run_module
@@ -456,7 +455,6 @@ def main():
         ),
         supports_check_mode=True,
     )
-    mask_structured_secrets(module)
     params = module.params
     s = model.settings_with_defaults(dict((k, params[k]) for k in WEBHOOK_OPTIONS))
     # options given explicitly as empty stay empty

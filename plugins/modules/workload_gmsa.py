@@ -147,7 +147,6 @@ api_requests:
 
 from ansible_collections.winkube.gmsa.plugins.module_utils.strict import AnsibleModule
 
-from ansible_collections.winkube.gmsa.plugins.module_utils.secrets import mask_structured_secrets
 from ansible_collections.winkube.gmsa.plugins.module_utils.connection.k8s import k8s_argument_spec
 from ansible_collections.winkube.gmsa.plugins.module_utils.k8s.client import K8sError
 from ansible_collections.winkube.gmsa.plugins.module_utils.k8s.engine import ref_text, run_module
@@ -235,7 +234,6 @@ def main():
         ),
         supports_check_mode=True,
     )
-    mask_structured_secrets(module)
     problems, partials, containers, hooks = build_partials(module.params['workloads'], module.params['state'])
     if problems:
         module.fail_json(msg='invalid workloads, nothing was changed: ' + '; '.join(problems))

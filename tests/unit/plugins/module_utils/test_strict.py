@@ -62,3 +62,33 @@ def test_module_fails_naming_the_field(tmp_path):
     assert result['failed'] is True, result
     assert result['failed_option'] == 'server', result
     assert 'option server must be a single text value (str), but a list was given' in result['msg'], result
+
+
+SCRIPT = '''
+import json, sys
+from ansible_collections.winkube.gmsa.plugins.module_utils.strict import AnsibleModule
+from ansible_collections.winkube.gmsa.plugins.module_utils.connection.k8s import k8s_argument_spec
+module = AnsibleModule(argument_spec=k8s_argument_spec())
+sys.stderr.write('NO_LOG_VALUES %s\\n' % json.dumps(sorted(module.no_log_values)))
+'''
+
+
+def test_structured_masking_is_narrowed_with_and_without_the_invocation_log(tmp_path):
+    """strict.AnsibleModule narrows the masking of a kubeconfig given as a dict to its credentials whether Ansible
+    logs the invocation (it is narrowed before the log line) or the task is no_log (no log line): the token stays
+    masked, the plain strings (the server's address) do not."""
+    script = tmp_path / 'module.py'
+    script.write_text(SCRIPT)
+    kubeconfig = {'apiVersion': 'v1', 'kind': 'Config',
+                  'clusters': [{'name': 'lab', 'cluster': {'server': 'https://127.0.0.1:6443'}}],
+                  'users': [{'name': 'u', 'user': {'token': 'token-secret-123'}}]}
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path), HOME=str(tmp_path))
+    for no_log in (False, True):
+        args = tmp_path / 'args.json'
+        args.write_text(json.dumps({'ANSIBLE_MODULE_ARGS': {'kubeconfig': kubeconfig, '_ansible_no_log': no_log}}))
+        proc = subprocess.run([sys.executable, str(script), str(args)], capture_output=True, text=True, env=env,
+                              timeout=60, check=False)
+        lines = [line for line in proc.stderr.splitlines() if line.startswith('NO_LOG_VALUES ')]
+        assert len(lines) == 1, proc.stderr
+        values = json.loads(lines[0].split(' ', 1)[1])
+        assert 'token-secret-123' in values and 'https://127.0.0.1:6443' not in values, (no_log, values)
