@@ -539,11 +539,15 @@ class Directory(object):
             conn = None
             try:
                 conn = self._connect()
-                conn.search(self.base_dn, '(cn=%s*)' % prefix, attributes=['cn'], paged_size=1000)
-                dns = [e['dn'] for e in conn.response if e.get('type') == 'searchResEntry']
-                for dn in dns:
-                    conn.delete(dn)
-                return len(dns)
+                deleted = 0
+                while True:  # a page at a time (a DC returns 1,000 at most per page) until none is left
+                    conn.search(self.base_dn, '(cn=%s*)' % prefix, attributes=['cn'], paged_size=1000)
+                    dns = [e['dn'] for e in conn.response if e.get('type') == 'searchResEntry']
+                    if not dns:
+                        return deleted
+                    for dn in dns:
+                        conn.delete(dn)
+                    deleted += len(dns)
             except Exception as exc:  # pylint: disable=broad-except  # reconnect and retry: cleanup must finish
                 log('LDAP cleanup attempt %d failed: %r' % (attempt + 1, exc))
                 time.sleep(2)
@@ -660,8 +664,8 @@ def side_vars(side, desired, labs_vars, directory):
     return extra
 
 
-def run_side(runner, side, desired, labs_vars, k8s, directory, prefix, budget, pythonpath=None):
-    """Three phases on one side, then every object it made is deleted (the next side starts empty)."""
+def run_side(runner, side, desired, labs_vars, k8s, directory, prefix, budget, pythonpath=None, keep=False):
+    """Three phases on one side, then every object it made is deleted (the next side starts empty) unless keep."""
     results = {}
     for phase in PHASES:
         if phase == 'change1':
@@ -683,6 +687,9 @@ def run_side(runner, side, desired, labs_vars, k8s, directory, prefix, budget, p
                result['tree_peak_pss_mb'], result['loadavg_before'][0], result['loadavg_after'][0],
                '  FAILED' if result['failed'] else '', '  DID NOT FINISH' if result['did_not_finish'] else ''))
         results[phase] = result
+    if keep:
+        log('%s: its objects are left in the labs (--keep-objects), prefix %s' % (side, prefix))
+        return results, 0
     log('cleanup after %s: deleting the objects' % side)
     k8s_cleanup(k8s, desired)
     deleted = directory.delete_prefixed(prefix)
@@ -897,6 +904,9 @@ def main(argv=None):
     parser.add_argument('--k8s-lab-state', default=os.environ.get('BENCH_K8S_LAB_STATE', '/tmp/winkube-bench-lab'),
                         help='WINKUBE_LAB_STATE for the Kubernetes lab the benchmark starts')
     parser.add_argument('--keep-labs', action='store_true', help='leave the labs the benchmark started running')
+    parser.add_argument('--keep-objects', action='store_true',
+                        help="leave the objects of the run in the labs (to profile a module call against them; one "
+                             "side and one N only, since the next would collide with them)")
     parser.add_argument('--python', default=os.environ.get('BENCH_PYTHON', sys.executable))
     parser.add_argument('--profile', metavar='DIR',
                         help='profile every module process and the controller with pyinstrument into DIR '
@@ -917,6 +927,8 @@ def main(argv=None):
         parser.error('--sides must include ours')
     sides = [s for s in SIDES if s in sides]  # fixed order
     sizes = args.sizes or [10]
+    if args.keep_objects and (len(sides) > 1 or len(sizes) > 1):
+        parser.error('--keep-objects: give one side (--sides ours) and one N')
     per_item_budget = args.budget if args.per_item_budget is None else args.per_item_budget
     stamp = datetime.datetime.now().strftime('%Y%m%d-%H%M%S')
     output = Path(args.output) if args.output else BENCH / 'results' / ('bench-%s.json' % stamp)
@@ -928,9 +940,9 @@ def main(argv=None):
     models = load_models(collections)
     vers = versions(args.python, args.ldap_pythonpath)
     if 'ldap_cg' in sides and not vers.get('python_ldap'):
-        raise SystemExit('the ldap_cg side needs python-ldap: pip install --target DIR python-ldap (needs the '
-                         'libldap and libsasl2 headers) and pass --ldap-pythonpath DIR, or leave ldap_cg out of '
-                         '--sides')
+        raise SystemExit('the ldap_cg side needs python-ldap: run bash bench/install-python-ldap.sh once, outside '
+                         'scripts/isolated (or pip install --target DIR python-ldap and pass --ldap-pythonpath DIR), '
+                         'or leave ldap_cg out of --sides')
     report = {'date': datetime.datetime.now().astimezone().isoformat(timespec='seconds'),
               'machine': machine(), 'versions': vers, 'command': ' '.join(sys.argv), 'budget_s': args.budget,
               'per_item_budget_s': per_item_budget,
@@ -990,7 +1002,7 @@ def main(argv=None):
                         log('N=%d: %s' % (n, json.dumps(size['objects'])))
                     results, dummy = run_side(runner, side, desired, labs_vars, k8s, directory, run_prefix,
                                               budget=None if side.startswith('ours') else budget,
-                                              pythonpath=args.ldap_pythonpath)
+                                              pythonpath=args.ldap_pythonpath, keep=args.keep_objects)
                     size['sides'][side] = results
                     if any(p.get('did_not_finish') for p in results.values()):
                         dnf_at[side] = n
@@ -1000,10 +1012,10 @@ def main(argv=None):
         finally:
             # leftovers of an interrupted run (normally each side cleans up after itself)
             try:
-                if directory.delete_prefixed(prefix):
+                if not args.keep_objects and directory.delete_prefixed(prefix):
                     log('deleted leftover directory objects %s*' % prefix)
             finally:
-                for ns in namespaces:
+                for ns in namespaces if not args.keep_objects else ():
                     k8s.request('DELETE', '/api/v1/namespaces/%s' % ns)
                 proxy.stop()
                 if os.environ.get('BENCH_KEEP_WORKDIR') != '1':

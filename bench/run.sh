@@ -10,15 +10,7 @@ if ! "$PY" -c 'import ansible, ldap3, kubernetes, ansible_collections.kubernetes
        "run 'bash scripts/run-tests' once to build the venvs, or set BENCH_PYTHON" >&2
   exit 2
 fi
-# python-ldap for the community.general side (ldap_entry/ldap_attrs), kept out of the test venvs (it builds
-# against the libldap and libsasl2 headers); installed here once, into the cache, built for the bench's Python.
+# python-ldap for the community.general side (ldap_cg) comes from bench/install-python-ldap.sh, run once outside
+# scripts/isolated (no network inside); bench.py says so when that side is asked for and it is missing.
 export BENCH_LDAP_PYTHONPATH=${BENCH_LDAP_PYTHONPATH:-$CACHE/bench-python-ldap}
-if ! PYTHONPATH=$BENCH_LDAP_PYTHONPATH "$PY" -c 'import ldap' >/dev/null 2>&1; then
-  echo "bench: installing python-ldap 3.4.8 into $BENCH_LDAP_PYTHONPATH for the ldap_cg side" >&2
-  for pkg in libldap-dev libsasl2-dev; do
-    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' ||
-      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$pkg" >/dev/null
-  done
-  "$PY" -m pip install -q --target "$BENCH_LDAP_PYTHONPATH" python-ldap==3.4.8
-fi
 exec "$PY" "$BENCH/bench.py" --python "$PY" "$@"

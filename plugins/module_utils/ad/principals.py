@@ -178,7 +178,7 @@ def resolve(directory, requests, sids=(), dns=(), need='sid'):
     the domain (well-known, e.g. S-1-5-11) that has no object is accepted as is when ``need='sid'``.
     ``dns`` are distinguished names to describe as well (e.g. current group members).
     """
-    requests = list(requests)
+    requests = list(dict.fromkeys(requests))  # a name many accounts ask for is looked up and reported once
     problems = []
     classified = []
     for option, name in requests:

@@ -109,6 +109,20 @@ def test_unknown_names_the_option_and_value():
     assert err.value.option == 'allowed_to_retrieve_password'
 
 
+def test_a_name_asked_by_many_accounts_is_looked_up_and_reported_once():
+    # 2,000 gMSAs naming one missing host group once made a 300 KB message: the same problem 2,000 times
+    requests = [('allowed_to_retrieve_password', 'NoSuchHosts')] * 3 + [('allowed_to_retrieve_password', 'Hosts')] * 2
+    with pytest.raises(principals.PrincipalError) as err:
+        principals.resolve(FakeDirectory(ENTRIES), requests)
+    assert err.value.problems == [('allowed_to_retrieve_password', 'NoSuchHosts',
+                                   'matches no object in DC=contoso,DC=test (looked up as sAMAccountName, with and '
+                                   'without a trailing $)')]
+    invalid = [('members', 'bad\x00name')] * 2
+    with pytest.raises(principals.PrincipalError) as err:
+        principals.resolve(FakeDirectory(ENTRIES), invalid)
+    assert len(err.value.problems) == 1
+
+
 def test_no_search_without_names():
     directory = FakeDirectory(ENTRIES)
     principals.resolve(directory, [])

@@ -1,7 +1,7 @@
-"""winkube.gmsa.gmsa reads its accounts with one search per ``accounts_per_search`` accounts: the accounts found, the
-errors and the warnings are those of one search for all. The directory here is an in-memory imitation that
-evaluates the OR filters engine.gmsa_filter writes (no server); the module against the real Samba DC is in
-tests/integration/test_gmsa.py."""
+"""winkube.gmsa.gmsa reads its accounts with one search per ``accounts_per_search`` accounts, by sAMAccountName and then
+by cn for those not found so: the accounts found, the errors and the warnings are those of one search for all. The
+directory here is an in-memory imitation that evaluates the OR filters engine.gmsa_filter writes (no server); the
+module against the real Samba DC is in tests/integration/test_gmsa.py."""
 
 from __future__ import annotations
 
@@ -78,12 +78,19 @@ def read(per_search, count=9):
 
 def test_chunked_read_finds_what_one_search_finds():
     one = read(per_search=500)
-    assert one[3] == 1 and one[4] == [18]
+    # by sAMAccountName for all nine, then by cn only for the four not found so (app2, app3, app7, app8)
+    assert one[3] == 2 and one[4] == [9, 4]
     for per_search in (1, 2, 4, 8):
         chunked = read(per_search)
         assert chunked[:3] == one[:3], per_search
-        assert chunked[3] == -(-9 // per_search)  # searches: one per per_search accounts
-        assert max(chunked[4]) <= 2 * per_search
+        assert chunked[3] == -(-9 // per_search) + -(-4 // per_search)  # searches: one per per_search accounts
+        assert max(chunked[4]) <= per_search
+
+
+def test_a_reconverge_searches_no_cn():
+    found, _errors, _warnings, searches, clauses = read(per_search=500, count=2)
+    assert [dn for _name, dn, _new in found] == ['CN=app0,' + MSA, 'CN=app1,' + MSA]
+    assert (searches, clauses) == (1, [2])
 
 
 def test_the_read_itself():
