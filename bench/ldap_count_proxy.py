@@ -196,6 +196,9 @@ class LdapCountingProxy(object):
             threading.Thread(target=self._serve, args=(raw, conn_id), daemon=True).start()
 
     def _serve(self, raw, conn_id=None):
+        # The relay writes each piece as it arrives: with Nagle's algorithm a piece that follows an unacknowledged one
+        # waits for the peer's delayed ACK (~40 ms), once per search whose answer spans several pieces
+        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
             client = self.server_ctx.wrap_socket(raw, server_side=True)
         except (ssl.SSLError, OSError) as exc:
@@ -203,8 +206,9 @@ class LdapCountingProxy(object):
             raw.close()
             return
         try:
-            upstream = self.client_ctx.wrap_socket(socket.create_connection(self.upstream, timeout=60),
-                                                   server_hostname=self.upstream[0])
+            upstream_raw = socket.create_connection(self.upstream, timeout=60)
+            upstream_raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            upstream = self.client_ctx.wrap_socket(upstream_raw, server_hostname=self.upstream[0])
         except (ssl.SSLError, OSError) as exc:
             self.errors.append('upstream: %s' % exc)
             client.close()
