@@ -14,7 +14,8 @@ description:
   - Creates, updates and removes one gMSA (O(name)) or several in one call (O(accounts)).
   - Talks LDAP directly to a domain controller, so it runs on the controller without a Windows host; with
     O(backend=winrm) it runs the ActiveDirectory cmdlets on a Windows host over WinRM instead.
-  - Reads the requested gMSAs with one LDAP search per 500 accounts, resolves every principal with one more search and
+  - Reads the requested gMSAs with one LDAP search per 100 accounts by C(sAMAccountName) (and, for the accounts not
+    found so, one per 100 by C(cn)), resolves every principal with one more search and
     checks new service principal names against the whole domain with one search, all before anything
     is written. Each account is then created with one LDAP add or updated with one LDAP modify, so a
     failure midway leaves accounts that a rerun completes.
@@ -493,7 +494,7 @@ def task_accounts(params):
 
 class GmsaTask(Reconciler):
     """The gMSAs of one task (rows: engine.GMSA_ROWS); the loop is reconciler.Reconciler's. Hooks: name and DNS
-    checks, one search per 500 accounts, principal lookup, unique SPNs, and the result per account."""
+    checks, one search per 100 accounts, principal lookup, unique SPNs, and the result per account."""
 
     def __init__(self, module):
         super(GmsaTask, self).__init__(module)
