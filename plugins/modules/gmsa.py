@@ -548,9 +548,10 @@ class GmsaTask(Reconciler):
 
     # -- 2. read: by sAMAccountName, then by cn only the accounts not found so; one search per 100 accounts -----
     # A DC matches every entry a search finds against the whole OR filter, so one search for N accounts costs it
-    # time in N squared. A reconverge of 2,000 gMSAs against the lab's Samba DC (2026-12-06, bench/RESULTS.md) took
-    # this module 2.37 s with both clauses per account and 500 accounts per search, 1.72 s by sAMAccountName alone
-    # and 100 per search (50: 1.68 s; 500: 1.9-2.2 s); fewer accounts per search means more round trips to a far DC.
+    # time in N squared. A reconverge of 2,000 gMSAs against the lab's Samba DC (bench/RESULTS.md, run of 2026-12-06
+    # 08:26 UTC) took this module 2.34-2.41 s with both clauses per account and 500 accounts per search, 1.72-1.82 s
+    # by sAMAccountName alone and 100 per search (50: 1.67 s; 500: 1.9-2.2 s); fewer accounts per search means more
+    # round trips to a DC that may be far.
     accounts_per_search = 100
 
     def _read_accounts(self, entries, seen, names=(), sams=()):
