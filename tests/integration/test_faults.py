@@ -243,7 +243,8 @@ def test_apiserver_killed_mid_converge(outage, k8s_lab, ansible_env, tmp_path, r
         print('\nkilled with %d of %d objects written; API server away %.1f s; first run rc %s'
               % (seen, total, down, rc))
         if outage < 5:
-            assert rc == 0, (failed, err[-2000:])
+            # the messages first: pytest shortens a long assertion text, and they say why the run failed
+            assert rc == 0, ' | '.join(str(t.get('msg')) for t in failed) + ' || ' + err[-2000:]
         else:
             assert rc != 0 and failed, 'a %ss outage should exceed the retry budget' % outage
             msg = failed[0]['msg']
