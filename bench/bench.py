@@ -545,9 +545,10 @@ class Directory(object):
                     dns = [e['dn'] for e in conn.response if e.get('type') == 'searchResEntry']
                     if not dns:
                         return deleted
-                    for dn in dns:
-                        conn.delete(dn)
-                    deleted += len(dns)
+                    done = sum(1 for dn in dns if conn.delete(dn))
+                    if not done:  # the DC refuses them: another pass would find the same objects forever
+                        raise RuntimeError('the DC deleted none of %d objects %s*: %s' % (len(dns), prefix, conn.result))
+                    deleted += done
             except Exception as exc:  # pylint: disable=broad-except  # reconnect and retry: cleanup must finish
                 log('LDAP cleanup attempt %d failed: %r' % (attempt + 1, exc))
                 time.sleep(2)

@@ -554,29 +554,27 @@ class GmsaTask(Reconciler):
     # round trips to a DC that may be far.
     accounts_per_search = 100
 
-    def _read_accounts(self, entries, seen, names=(), sams=()):
-        """Add the entries whose cn is one of names or sAMAccountName one of sams to entries (each DN once)."""
-        wanted = list(names) or list(sams)
-        for start in range(0, len(wanted), self.accounts_per_search):
-            chunk = wanted[start:start + self.accounts_per_search]
-            ldap_filter = engine.gmsa_filter(ldap_client.escape_filter_value, names=chunk if names else (),
-                                             sams=chunk if sams else ())
+    def _read_accounts(self, entries, **wanted):
+        """Add to entries (DN -> entry) the objects whose cn is one of ``names=[...]`` or whose sAMAccountName is one
+        of ``sams=[...]`` (one keyword), 100 per search."""
+        key, values = next(iter(wanted.items()))
+        for start in range(0, len(values), self.accounts_per_search):
+            ldap_filter = engine.gmsa_filter(ldap_client.escape_filter_value,
+                                             **{key: values[start:start + self.accounts_per_search]})
             for entry in self.directory.search(self.directory.base_dn, ldap_filter, GMSA.read_attributes):
-                if entry.dn not in seen:  # an object that two searches' filters both match is read twice
-                    seen.add(entry.dn)
-                    entries.append(entry)
+                entries.setdefault(entry.dn, entry)  # an object that two searches both match is kept once
 
     def read(self):
         default_path = 'CN=Managed Service Accounts,%s' % self.directory.base_dn
         for acct in self.accounts:
             acct['path'] = acct['path'] or default_path
-        entries, seen = [], set()
+        entries = {}
         # sAMAccountName is unique in the domain and names the account first (engine.AccountIndex.find); a reconverge
         # finds every account so and searches no cn, half the clauses for the DC to evaluate and ldap3 to compile
-        self._read_accounts(entries, seen, sams=[a['sam'] for a in self.accounts])
-        found = set((e.get('sAMAccountName') or '').lower() for e in entries)
-        self._read_accounts(entries, seen, names=[a['name'] for a in self.accounts if a['sam'].lower() not in found])
-        index = engine.AccountIndex(entries)
+        self._read_accounts(entries, sams=[a['sam'] for a in self.accounts])
+        found = set((e.get('sAMAccountName') or '').lower() for e in entries.values())
+        self._read_accounts(entries, names=[a['name'] for a in self.accounts if a['sam'].lower() not in found])
+        index = engine.AccountIndex(entries.values())
         for acct in self.accounts:
             entry = index.find(acct['name'], acct['sam'], acct['path'])
             if entry is not None and not GMSA.matches(entry):
