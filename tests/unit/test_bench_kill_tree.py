@@ -12,15 +12,16 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parents[2] / 'bench' / 'bench.py'
 
-# a parent that forks a child which leaves the process group with setsid, as ansible's WorkerProcess does
+# a parent that forks a child which leaves the process group with setsid, as ansible's WorkerProcess does; the
+# child says its pid once it has left (the parent saying it right after fork raced with the setsid)
 PARENT = """
 import os, sys, time
 pid = os.fork()
 if pid == 0:
     os.setsid()
+    print(os.getpid(), flush=True)
     time.sleep(120)
     os._exit(0)
-print(pid, flush=True)
 time.sleep(120)
 """
 

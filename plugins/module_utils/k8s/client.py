@@ -80,6 +80,14 @@ class _Unreachable(Exception):
             or isinstance(cause, ConnectionRefusedError)
 
 
+def _connection_cut(exc):
+    """Whether a urllib3 SSLError is the connection ending mid-handshake or mid-answer (an API server killed or
+    restarting: EOF without TLS close_notify, or a reset), not a certificate or protocol mismatch that no
+    retry can fix."""
+    cause = exc.args[0] if exc.args else None
+    return isinstance(cause, (ssl.SSLEOFError, ssl.SSLZeroReturnError, ConnectionError))
+
+
 class _TransientStatus(Exception):
     """An HTTP answer worth retrying (429, 5xx); internal."""
 
@@ -341,6 +349,8 @@ class Transport(object):
                 response = self.pool.request(method, url, body=data, headers=self._headers(content_type),
                                              timeout=urllib3.Timeout(connect=10, read=self.timeout), retries=False)
             except urllib3.exceptions.SSLError as exc:
+                if _connection_cut(exc):
+                    raise _Unreachable(exc)
                 raise K8sConnectionError('TLS error talking to the API server %s: %s' % (self.host, exc))
             except (urllib3.exceptions.HTTPError, OSError) as exc:
                 raise _Unreachable(exc)

@@ -7,6 +7,7 @@ urllib3 transport; the LDAP part drives Directory with a scripted stand-in for l
 from __future__ import annotations
 
 import json
+import re
 import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -259,6 +260,110 @@ def test_k8s_server_coming_back_mid_run_is_survived(http_server):
         if 'server' in restarted:
             restarted['server'].shutdown()
             restarted['server'].server_close()
+
+
+def self_signed(tmp_path, name):
+    """A self-signed certificate for 127.0.0.1 (it is its own CA): paths of the certificate and the key."""
+    import datetime
+    import ipaddress
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(x509.oid.NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=1))
+            .not_valid_after(now + datetime.timedelta(hours=1))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address('127.0.0.1'))]),
+                           critical=False)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = tmp_path / (name + '.crt'), tmp_path / (name + '.key')
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return str(cert_path), str(key_path)
+
+
+class CuttingTLSServer:
+    """An HTTPS server on 127.0.0.1 whose first ``cut`` connections end in the middle of the TLS handshake
+    (the client hello read, then the socket closed, as when an API server is killed or still starting);
+    later connections get a JSON list."""
+
+    def __init__(self, cert, key, cut):
+        import ssl
+        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.context.load_cert_chain(cert, key)
+        self.cut = cut
+        self.connections = 0
+        self.sock = socket.socket()
+        self.sock.bind(('127.0.0.1', 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                conn = self.sock.accept()[0]
+            except OSError:
+                return
+            self.connections += 1
+            try:
+                if self.connections <= self.cut:
+                    conn.recv(65536)
+                    conn.close()
+                    continue
+                with self.context.wrap_socket(conn, server_side=True) as tls:
+                    # the whole request, body too: closing with unread bytes sends a reset that can overtake
+                    # the answer
+                    request = b''
+                    while b'\r\n\r\n' not in request:
+                        request += tls.recv(65536)
+                    head, _sep, body = request.partition(b'\r\n\r\n')
+                    length = re.search(br'(?i)content-length: *(\d+)', head)
+                    while length and len(body) < int(length.group(1)):
+                        body += tls.recv(65536)
+                    data = json.dumps({'kind': 'List', 'items': []}).encode()
+                    tls.sendall(b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n'
+                                b'Content-Length: %d\r\n\r\n%s' % (len(data), data))
+            except OSError:
+                conn.close()
+
+    def close(self):
+        self.sock.close()
+
+
+def tls_transport(port, ca_cert):
+    from kubernetes import client as k8s_client
+    configuration = k8s_client.Configuration()
+    configuration.host = 'https://127.0.0.1:%d' % port
+    configuration.ssl_ca_cert = ca_cert
+    t = kc.Transport(configuration, timeout=5)
+    t.sleep = lambda seconds: None
+    return t
+
+
+def test_k8s_tls_handshake_cut_short_is_retried_but_an_untrusted_certificate_is_not(tmp_path):
+    """A handshake ended by the server going away is the server being away, retried like a refused
+    connection; a certificate that fails verification is reported at once, naming TLS."""
+    cert, key = self_signed(tmp_path, 'api')
+    server = CuttingTLSServer(cert, key, cut=2)
+    try:
+        t = tls_transport(server.port, cert)
+        t.answered = True
+        assert t.request('PATCH', '/apis/windows.k8s.io/v1/gmsacredentialspecs/x', body={}) == {
+            'kind': 'List', 'items': []}
+        assert t.count == 3 and server.connections == 3
+        other, _other_key = self_signed(tmp_path, 'other')
+        t = tls_transport(server.port, other)
+        t.answered = True
+        with pytest.raises(kc.K8sConnectionError) as info:
+            t.request('GET', '/api/v1/namespaces')
+        assert t.count == 1 and 'TLS error' in str(info.value) and 'certificate verify failed' in str(info.value)
+    finally:
+        server.close()
 
 
 # -- LDAP Directory with a scripted connection ---------------------------------------------------------
