@@ -52,6 +52,14 @@ options:
     description: Take over fields that another field manager set to a different value.
     type: bool
     default: false
+  return_unchanged:
+    description:
+      - Whether RV(objects) and RV(contents) list the objects that needed no change too.
+      - V(false) lists only the objects created, updated, deleted or skipped, which keeps the result small when
+        the task holds thousands of objects (the roles of this collection set it). C(changed) and the diff are
+        the same either way.
+    type: bool
+    default: true
   write_concurrency:
     description:
       - How many writes (server-side applies) to the API server are in flight at once.
@@ -118,7 +126,9 @@ names:
   elements: str
   sample: [gmsa-webapp1, gmsa-webapp2]
 objects:
-  description: Every object handled, with the action taken (created, updated, deleted, unchanged).
+  description:
+    - Every object handled, with the action taken (created, updated, deleted, unchanged).
+    - With O(return_unchanged=false), only those not unchanged.
   returned: always
   type: list
   elements: dict
@@ -132,6 +142,7 @@ contents:
   description:
     - Per credential spec name (O(state=present)), its JSON as the webhook hands it to pods in
       C(gmsaCredentialSpec); the same bytes M(winkube.gmsa.docker_credential_spec) writes for Docker.
+    - With O(return_unchanged=false), only those created or updated.
   returned: always
   type: dict
   sample: {gmsa-webapp1: '{"ActiveDirectoryConfig":{"GroupManagedServiceAccounts":[{"Name":"WebApp1","Scope":"contoso.com"}]}}'}
@@ -161,16 +172,19 @@ def main():
             )),
             force_conflicts=dict(type='bool', default=False),
             write_concurrency=dict(type='int', default=4),
+            return_unchanged=dict(type='bool', default=True),
         ),
         supports_check_mode=True,
     )
     state = module.params['state']
     items = module.params['credential_specs']
     problems, objects, names = [], [], []
+    listed = set()
     for item in items:
         name = item['name']
-        if name in names:
+        if name in listed:
             problems.append('credential spec %r is listed twice' % name)
+        listed.add(name)
         names.append(name)
         if state == 'absent':
             error = dns1123_subdomain_error(name, 'credential spec name')
@@ -192,7 +206,12 @@ def main():
             engine.apply(objects, mode='scope')
         else:
             engine.delete([(API_VERSION, KIND, None, name) for name in names], mode='scope')
-        return {'names': names, 'contents': dict((o['metadata']['name'], to_json(o['credspec'])) for o in objects)}
+        if module.params['return_unchanged']:
+            shown = objects
+        else:
+            acted_on = engine.names_not_unchanged()
+            shown = [o for o in objects if o['metadata']['name'] in acted_on]
+        return {'names': names, 'contents': dict((o['metadata']['name'], to_json(o['credspec'])) for o in shown)}
 
     run_module(module, body)
 

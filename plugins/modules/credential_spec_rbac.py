@@ -70,6 +70,14 @@ options:
     description: Take over fields that another field manager set to a different value.
     type: bool
     default: false
+  return_unchanged:
+    description:
+      - Whether RV(objects) lists the objects that needed no change too.
+      - V(false) lists only the objects created, updated, deleted or skipped, which keeps the result small when
+        the task holds thousands of objects (the roles of this collection set it). C(changed) and the diff are
+        the same either way.
+    type: bool
+    default: true
   write_concurrency:
     description:
       - How many writes (server-side applies) to the API server are in flight at once.
@@ -125,7 +133,9 @@ cluster_roles:
   elements: str
   sample: [winkube-gmsa-use-gmsa-webapp1]
 objects:
-  description: Every object handled, with the action taken (created, updated, deleted, unchanged, skipped).
+  description:
+    - Every object handled, with the action taken (created, updated, deleted, unchanged, skipped).
+    - With O(return_unchanged=false), only those not unchanged.
   returned: always
   type: list
   elements: dict
@@ -164,15 +174,18 @@ def main():
             prune=dict(type='bool', default=False),
             force_conflicts=dict(type='bool', default=False),
             write_concurrency=dict(type='int', default=4),
+            return_unchanged=dict(type='bool', default=True),
         ),
         supports_check_mode=True,
     )
     params = module.params
     problems, objects, specs = [], [], []
+    listed = set()
     for binding in params['bindings']:
         spec = binding['credential_spec']
-        if spec in specs:
+        if spec in listed:
             problems.append('credential spec %r is listed twice' % spec)
+        listed.add(spec)
         specs.append(spec)
         try:
             objects.extend(build_rbac(spec, binding['use_by'] if params['state'] == 'present' else []))
@@ -187,9 +200,10 @@ def main():
 
     def ours(engine):
         """Our RoleBindings of the listed credential specs, in every namespace (one LIST)."""
+        names = set(n.role_binding_name(s) for s in specs)
         return [(RBAC_API, 'RoleBinding', item['metadata']['namespace'], item['metadata']['name'])
                 for item in engine.list(RBAC_API, 'RoleBinding', label_selector=selector)
-                if item['metadata']['name'] in set(n.role_binding_name(s) for s in specs)]
+                if item['metadata']['name'] in names]
 
     def present(engine):
         namespaces = sorted(set(b['metadata']['namespace'] for b in bindings))

@@ -233,6 +233,14 @@ options:
     type: str
     choices: [present, absent]
     default: present
+  return_unchanged:
+    description:
+      - Whether RV(accounts) lists the accounts that needed no change too.
+      - V(false) lists only the accounts created, changed or deleted, which keeps the result small when the task
+        holds thousands of accounts (the role C(winkube.gmsa.gmsa_ad) sets it). C(changed), the diff and, with
+        O(name), RV(distinguished_name), RV(sid) and RV(object_guid) are the same either way.
+    type: bool
+    default: true
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.actiongroups
@@ -317,7 +325,9 @@ EXAMPLES = r"""
 
 RETURN = r"""
 accounts:
-  description: One item per account in the task, in task order.
+  description:
+    - One item per account in the task, in task order.
+    - With O(return_unchanged=false), only the accounts created, changed or deleted.
   returned: always
   type: list
   elements: dict
@@ -474,6 +484,7 @@ def account_arguments():
         name=dict(type='str'),
         accounts=dict(type='list', elements='dict', options=item),
         state=dict(type='str', choices=['present', 'absent'], default='present'),
+        return_unchanged=dict(type='bool', default=True),
     )
     return spec
 
@@ -704,12 +715,13 @@ class GmsaTask(Reconciler):
         return out
 
     def result(self):
-        results = [self.account_result(a) for a in self.targets]
-        out = dict(changed=any(a['changed'] for a in self.targets), accounts=results,
+        shown = [a for a in self.targets if self.params['return_unchanged'] or a['changed']]
+        out = dict(changed=any(a['changed'] for a in self.targets), accounts=[self.account_result(a) for a in shown],
                    created_concurrently=self.created_concurrently)
         if self.params.get('name') is not None:
-            out.update(distinguished_name=results[0]['distinguished_name'], sid=results[0]['sid'],
-                       object_guid=results[0]['object_guid'])
+            first = self.account_result(self.targets[0])
+            out.update(distinguished_name=first['distinguished_name'], sid=first['sid'],
+                       object_guid=first['object_guid'])
         return out
 
     def diff(self):

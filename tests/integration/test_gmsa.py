@@ -235,6 +235,25 @@ def test_several_accounts_one_task(run_module, samba_lab):
         delete(samba_lab, *['CN=%s,CN=Managed Service Accounts,%s' % (n, samba_lab.base_dn) for n in names])
 
 
+def test_return_unchanged_false_lists_only_the_accounts_acted_on(run_module, samba_lab):
+    """The roles ask for the accounts that changed only: thousands of unchanged ones made a large result."""
+    names = ['gr%s' % uid() for _index in range(3)]
+    try:
+        assert run_module(accounts=[{'name': n} for n in names]).get('changed') is True
+        changed = [{'name': names[0], 'description': 'edited'}] + [{'name': n} for n in names[1:]]
+        res = run_module(accounts=changed, return_unchanged=False)
+        assert res.get('changed') is True and [a['name'] for a in res['accounts']] == [names[0]], res
+        assert res['accounts'][0]['description'] == 'edited' and res['accounts'][0]['sid'].startswith('S-1-5-21-')
+        again = run_module(accounts=changed, return_unchanged=False)
+        assert again.get('changed') is False and again['accounts'] == [], again
+        full = run_module(accounts=changed)  # the default lists every account
+        assert full.get('changed') is False and [a['name'] for a in full['accounts']] == names, full
+        one = run_module(name=names[1], return_unchanged=False)  # with name, its identity is returned all the same
+        assert one['accounts'] == [] and one['sid'] == full['accounts'][1]['sid'], one
+    finally:
+        delete(samba_lab, *['CN=%s,CN=Managed Service Accounts,%s' % (n, samba_lab.base_dn) for n in names])
+
+
 def test_bad_input_fails_before_any_write(run_module, samba_lab):
     owner = 'go%s' % uid()
     try:

@@ -205,6 +205,59 @@ def test_credential_specs_apply_idempotent_check_and_diff(run, api):
     assert run(SPEC_TASK, spec_vars()).changed
 
 
+def test_return_unchanged_false_lists_only_the_objects_acted_on(run, api):
+    """The roles ask for the objects that changed only: thousands of unchanged ones made a large result."""
+    assert run(CRD_TASK).rc == 0
+    tasks = """
+- name: specs
+  winkube.gmsa.credential_spec:
+    credential_specs:
+      - {name: gmsa-ru1, credspec: "{{ credspec }}"}
+      - {name: gmsa-ru2, credspec: "{{ credspec2 }}"}
+    return_unchanged: "{{ every }}"
+- name: rbac
+  winkube.gmsa.credential_spec_rbac:
+    bindings:
+      - {credential_spec: gmsa-ru1, use_by: [{namespace: winkube-ru, service_accounts: [default]}]}
+      - {credential_spec: gmsa-ru2, use_by: "{{ use_by2 }}"}
+    missing_namespace: create
+    return_unchanged: "{{ every }}"
+"""
+    before = dict(spec_vars(), every=True, use_by2=[{'namespace': 'winkube-ru', 'service_accounts': ['default']}])
+    try:
+        assert run(tasks, before).rc == 0
+        after = dict(before, use_by2=[{'namespace': 'winkube-ru', 'service_accounts': ['default', 'app']}])
+        after['credspec2'] = json.loads(json.dumps(before['credspec2']))
+        after['credspec2']['DomainJoinConfig']['NetBiosName'] = 'CHANGED'
+        slim = run(tasks, dict(after, every=False), check=True)  # what the roles get: the changed objects only
+        assert slim.rc == 0 and slim.changed, slim
+        specs, rbac = slim.results['specs'], slim.results['rbac']
+        assert [(o['name'], o['action']) for o in specs['objects']] == [('gmsa-ru2', 'updated')], specs
+        assert list(specs['contents']) == ['gmsa-ru2'] and specs['names'] == ['gmsa-ru1', 'gmsa-ru2']
+        assert [(o['kind'], o['name'], o['action']) for o in rbac['objects']] == [
+            ('RoleBinding', 'winkube-gmsa-use-gmsa-ru2', 'updated')], rbac
+        full = run(tasks, after, check=True)  # every object, as by default
+        assert sorted(o['name'] for o in full.results['specs']['objects']) == ['gmsa-ru1', 'gmsa-ru2']
+        assert sorted(full.results['specs']['contents']) == ['gmsa-ru1', 'gmsa-ru2']
+        assert len(full.results['rbac']['objects']) == 4, full.results['rbac']  # 2 ClusterRoles, 2 RoleBindings
+        assert run(tasks, dict(after, every=False)).changed
+        none = run(tasks, dict(after, every=False))
+        assert none.rc == 0 and not none.changed, none
+        assert none.results['specs']['objects'] == [] and none.results['specs']['contents'] == {}
+        assert none.results['rbac']['objects'] == []
+    finally:
+        run("""
+- name: rbac
+  winkube.gmsa.credential_spec_rbac:
+    state: absent
+    bindings: [{credential_spec: gmsa-ru1}, {credential_spec: gmsa-ru2}]
+- name: specs
+  winkube.gmsa.credential_spec:
+    state: absent
+    credential_specs: [{name: gmsa-ru1}, {name: gmsa-ru2}]
+""")
+
+
 @pytest.mark.parametrize('bad, message', [
     ({'name': 'Bad_Name', 'credspec': CREDSPEC}, 'DNS-1123'),
     ({'name': 'gmsa-nolist', 'credspec': {'CmsPlugins': ['ActiveDirectory'],

@@ -20,7 +20,7 @@ description: See the module docstring.
 author: winkube.gmsa contributors
 """
 
-OPTIONS = ('accounts', 'name', 'members', 'credential_specs', 'bindings', 'write_concurrency',
+OPTIONS = ('accounts', 'name', 'members', 'credential_specs', 'bindings', 'write_concurrency', 'return_unchanged',
            'server', 'port', 'username', 'ca_file', 'base_dn', 'kubeconfig')
 
 

@@ -535,7 +535,11 @@ class Engine(object):
         return any(c.changed for c in self.changes)
 
     def summary(self, include_unchanged=True):
-        return [c.summary() for c in self.merged_changes() if include_unchanged or c.changed]
+        return [c.summary() for c in self.merged_changes() if include_unchanged or c.action != 'unchanged']
+
+    def names_not_unchanged(self):
+        """Names of the objects created, updated, deleted or skipped so far."""
+        return set(c.ref[3] for c in self.changes if c.action != 'unchanged')
 
     def diff(self):
         before, after = {}, {}
@@ -589,7 +593,8 @@ def run_module(module, body):
             failure['api_requests'] = engine.stats()
             failure['changed'] = engine.changed
         module.fail_json(**failure)
-    result = {'changed': engine.changed, 'objects': engine.summary(), 'api_requests': engine.stats()}
+    result = {'changed': engine.changed, 'api_requests': engine.stats(),
+              'objects': engine.summary(include_unchanged=module.params.get('return_unchanged', True))}
     if module._diff:
         result['diff'] = engine.diff()
     result.update(extra)
