@@ -318,13 +318,15 @@ class CuttingTLSServer:
                 with self.context.wrap_socket(conn, server_side=True) as tls:
                     # the whole request, body too: closing with unread bytes sends a reset that can overtake
                     # the answer
-                    request = b''
-                    while b'\r\n\r\n' not in request:
-                        request += tls.recv(65536)
+                    request = chunk = tls.recv(65536)
+                    while chunk and b'\r\n\r\n' not in request:
+                        chunk = tls.recv(65536)
+                        request += chunk
                     head, _sep, body = request.partition(b'\r\n\r\n')
                     length = re.search(br'(?i)content-length: *(\d+)', head)
-                    while length and len(body) < int(length.group(1)):
-                        body += tls.recv(65536)
+                    while chunk and length and len(body) < int(length.group(1)):
+                        chunk = tls.recv(65536)
+                        body += chunk
                     data = json.dumps({'kind': 'List', 'items': []}).encode()
                     tls.sendall(b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n'
                                 b'Content-Length: %d\r\n\r\n%s' % (len(data), data))
