@@ -209,7 +209,7 @@ def main():
         if module.params['return_unchanged']:
             shown = objects
         else:
-            acted_on = engine.names_not_unchanged()
+            acted_on = set(o['name'] for o in engine.summary(include_unchanged=False))
             shown = [o for o in objects if o['metadata']['name'] in acted_on]
         return {'names': names, 'contents': dict((o['metadata']['name'], to_json(o['credspec'])) for o in shown)}
 

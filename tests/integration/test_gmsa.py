@@ -244,6 +244,7 @@ def test_return_unchanged_false_lists_only_the_accounts_acted_on(run_module, sam
         res = run_module(accounts=changed, return_unchanged=False)
         assert res.get('changed') is True and [a['name'] for a in res['accounts']] == [names[0]], res
         assert res['accounts'][0]['description'] == 'edited' and res['accounts'][0]['sid'].startswith('S-1-5-21-')
+        assert attrs_of(gmsa_entry(samba_lab, names[0] + '$'))['description'] == ['edited']  # read back from the DC
         again = run_module(accounts=changed, return_unchanged=False)
         assert again.get('changed') is False and again['accounts'] == [], again
         full = run_module(accounts=changed)  # the default lists every account

@@ -240,7 +240,12 @@ def test_return_unchanged_false_lists_only_the_objects_acted_on(run, api):
         assert sorted(o['name'] for o in full.results['specs']['objects']) == ['gmsa-ru1', 'gmsa-ru2']
         assert sorted(full.results['specs']['contents']) == ['gmsa-ru1', 'gmsa-ru2']
         assert len(full.results['rbac']['objects']) == 4, full.results['rbac']  # 2 ClusterRoles, 2 RoleBindings
+        assert get_credspec(api, 'gmsa-ru2')['credspec']['DomainJoinConfig']['NetBiosName'] == 'CONTOSO'  # check mode
         assert run(tasks, dict(after, every=False)).changed
+        assert get_credspec(api, 'gmsa-ru2')['credspec']['DomainJoinConfig']['NetBiosName'] == 'CHANGED'
+        subjects = client.RbacAuthorizationV1Api(api).read_namespaced_role_binding(
+            'winkube-gmsa-use-gmsa-ru2', 'winkube-ru').subjects
+        assert sorted(s.name for s in subjects) == ['app', 'default']
         none = run(tasks, dict(after, every=False))
         assert none.rc == 0 and not none.changed, none
         assert none.results['specs']['objects'] == [] and none.results['specs']['contents'] == {}

@@ -537,10 +537,6 @@ class Engine(object):
     def summary(self, include_unchanged=True):
         return [c.summary() for c in self.merged_changes() if include_unchanged or c.action != 'unchanged']
 
-    def names_not_unchanged(self):
-        """Names of the objects created, updated, deleted or skipped so far."""
-        return set(c.ref[3] for c in self.changes if c.action != 'unchanged')
-
     def diff(self):
         before, after = {}, {}
         for change in self.merged_changes():
